@@ -1,0 +1,129 @@
+import Glibc
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+
+/// The asynchronous second half of `wsrelay run`: from the first thread to the exit status.
+///
+/// Order matters and is the daemon's contract with systemd and with a `--daemon` launcher: signals are trapped
+/// first; then sinks and sockets are opened; only then READY=1, the PID file and the readiness pipe (upstreams
+/// connect in the background: readiness never waits on a remote server). SIGTERM starts a graceful shutdown
+/// in which upstreams are closed before sinks drain; a second SIGTERM exits at once.
+public final class Daemon {
+    private let launch: PreparedLaunch
+    private var configuration: Configuration
+    private let logger: Logger
+    private let notifier: SystemdNotifier
+    private let forcedExit = ForcedExit()
+
+    public init(_ launch: PreparedLaunch) {
+        self.launch = launch
+        self.configuration = launch.loaded.configuration
+        self.logger = Logger(label: "wsrelay")
+        self.notifier = SystemdNotifier(environment: launch.environment)
+    }
+
+    public func run() async -> Int32 {
+        for warning in launch.loaded.warnings {
+            logger.warning("\(warning)")
+        }
+        let signals = await SignalHandling.trap()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(System.coreCount, 4)))
+        let status = await run(group: group, signals: signals)
+        try? await group.shutdownGracefully()
+        return status
+    }
+
+    private func run(group: MultiThreadedEventLoopGroup, signals: UnixSignalsSequence) async -> Int32 {
+        let board = DaemonStatusBoard()
+        let runtime = RelayRuntime(configuration: configuration, group: group, status: board, logger: logger)
+        do {
+            try await runtime.open()
+            try launch.pidFile?.publish()
+        } catch {
+            return startupFailed("\(error)")
+        }
+
+        var services: [any Service] = [StatusReporter(board: board, notifier: notifier)]
+        if let interval = SystemdNotifier.watchdogInterval() {
+            services.append(WatchdogService(group: group, notifier: notifier, interval: interval, logger: logger))
+        }
+        services += runtime.services
+        var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.daemon.shutdownTimeout
+        groupConfiguration.maximumCancellationDuration = .seconds(2)
+        let serviceGroup = ServiceGroup(configuration: groupConfiguration)
+
+        notifier.ready(status: DaemonStatusBoard.line(board.snapshot))
+        launch.readiness?.ready()
+        logger.notice("wsrelay started", metadata: [
+            "pid": "\(getpid())",
+            "config": "\(launch.options.configPath)",
+            "upstreams": "\(configuration.upstreams.count)",
+            "sinks": "\(configuration.sinks.count)",
+        ])
+
+        let handling = makeSignalHandling(serviceGroup: serviceGroup, runtime: runtime, board: board)
+        var exitCode = DaemonExitCode.success
+        await withTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { await handling.run(signals) }
+            do {
+                try await serviceGroup.run()
+            } catch {
+                logger.error("shutdown did not complete cleanly", metadata: ["error": "\(error)"])
+                exitCode = .failure
+            }
+            tasks.cancelAll()
+        }
+        board.finish()
+        launch.pidFile?.remove()
+        logger.notice("wsrelay stopped", metadata: ["exit_status": "\(exitCode.rawValue)"])
+        return exitCode.rawValue
+    }
+
+    private func startupFailed(_ message: String) -> Int32 {
+        logger.critical("startup failed: \(message)")
+        launch.readiness?.failed(message, code: .failure)
+        if launch.readiness == nil, launch.logDestination == .journal {
+            // Under systemd the journal has it; also say it on stderr for `systemctl status`.
+            StandardError.write("wsrelay: startup failed: \(message)")
+        }
+        launch.pidFile?.remove()
+        return DaemonExitCode.failure.rawValue
+    }
+
+    private func makeSignalHandling(
+        serviceGroup: ServiceGroup,
+        runtime: RelayRuntime,
+        board: DaemonStatusBoard
+    ) -> SignalHandling {
+        let notifier = self.notifier
+        let logger = self.logger
+        let forcedExit = self.forcedExit
+        let reloader = ConfigReloader(
+            path: launch.options.configPath,
+            environment: launch.environment,
+            logLevelOverride: launch.options.logLevel,
+            logLevel: launch.logLevel,
+            current: configuration,
+            runtime: runtime,
+            notifier: notifier,
+            board: board,
+            logger: logger
+        )
+        return SignalHandling(
+            onShutdown: { signal in
+                logger.notice("shutting down", metadata: ["signal": "\(signal)"])
+                notifier.stopping(status: "Shutting down (\(signal))")
+                await serviceGroup.triggerGracefulShutdown()
+            },
+            onForcedExit: { signal in
+                logger.warning("second \(signal): exiting at once")
+                forcedExit.exitNow(code: .failure)
+            },
+            onReload: { await reloader.reload() }
+        )
+    }
+}

@@ -1,0 +1,65 @@
+import Glibc
+
+/// A wall-clock instant with microsecond precision, as stamped on received messages and log lines.
+///
+/// Kept as an integer so stamping a message costs one `clock_gettime`, and formatted with a hand-written
+/// RFC 3339 writer because the envelope is built once per message on the hot path.
+public struct WallClockTime: Sendable, Hashable, Comparable {
+    public var microsecondsSinceEpoch: Int64
+
+    public init(microsecondsSinceEpoch: Int64) {
+        self.microsecondsSinceEpoch = microsecondsSinceEpoch
+    }
+
+    public static func now() -> WallClockTime {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return WallClockTime(microsecondsSinceEpoch: Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1_000)
+    }
+
+    public static func < (a: WallClockTime, b: WallClockTime) -> Bool {
+        a.microsecondsSinceEpoch < b.microsecondsSinceEpoch
+    }
+
+    public var secondsSinceEpoch: Int64 { microsecondsSinceEpoch / 1_000_000 }
+
+    /// `2026-11-21T10:00:00.123456Z`
+    public var rfc3339: String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(27)
+        appendRFC3339(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends `YYYY-MM-DDTHH:MM:SS.uuuuuuZ` without allocating intermediate strings.
+    public func appendRFC3339(to bytes: inout [UInt8]) {
+        var seconds = time_t(microsecondsSinceEpoch.floorDiv(1_000_000))
+        let micros = Int(microsecondsSinceEpoch - Int64(seconds) * 1_000_000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func put(_ value: Int, digits: Int) {
+            var divisor = 1
+            for _ in 1..<digits { divisor *= 10 }
+            var v = value
+            while divisor > 0 {
+                bytes.append(UInt8(ascii: "0") + UInt8(v / divisor))
+                v %= divisor
+                divisor /= 10
+            }
+        }
+        put(Int(parts.tm_year) + 1900, digits: 4); bytes.append(UInt8(ascii: "-"))
+        put(Int(parts.tm_mon) + 1, digits: 2); bytes.append(UInt8(ascii: "-"))
+        put(Int(parts.tm_mday), digits: 2); bytes.append(UInt8(ascii: "T"))
+        put(Int(parts.tm_hour), digits: 2); bytes.append(UInt8(ascii: ":"))
+        put(Int(parts.tm_min), digits: 2); bytes.append(UInt8(ascii: ":"))
+        put(Int(parts.tm_sec), digits: 2); bytes.append(UInt8(ascii: "."))
+        put(micros, digits: 6); bytes.append(UInt8(ascii: "Z"))
+    }
+}
+
+extension Int64 {
+    fileprivate func floorDiv(_ d: Int64) -> Int64 {
+        let q = self / d
+        return (self % d != 0 && (self < 0) != (d < 0)) ? q - 1 : q
+    }
+}

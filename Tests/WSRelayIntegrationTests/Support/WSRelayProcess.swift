@@ -1,0 +1,90 @@
+import Foundation
+
+/// The real `wsrelay` binary, started as a child process with its output captured to files.
+final class WSRelayProcess {
+    static var binaryPath: String {
+        if let path = ProcessInfo.processInfo.environment["WSRELAY_BINARY"], !path.isEmpty { return path }
+        // The test bundle sits next to the products in the build directory.
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("wsrelay").path
+    }
+
+    let process = Process()
+    let stdoutPath: String
+    let stderrPath: String
+
+    init(_ arguments: [String], directory: TemporaryDirectory, environment: [String: String] = [:], name: String = "wsrelay") throws {
+        stdoutPath = directory.file("\(name).stdout")
+        stderrPath = directory.file("\(name).stderr")
+        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: Self.binaryPath)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID",
+                    "LISTEN_FDNAMES", "CREDENTIALS_DIRECTORY", "WSRELAY_CONFIG", "HTTPS_PROXY", "https_proxy"] {
+            env[key] = nil
+        }
+        env.merge(environment) { _, new in new }
+        process.environment = env
+        process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
+        process.standardError = FileHandle(forWritingAtPath: stderrPath)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    func signal(_ signal: Int32) { kill(pid, signal) }
+
+    /// Waits for exit; nil if the process is still running at the safety deadline (then it is killed).
+    @discardableResult
+    func waitForExit(timeout: Duration = .seconds(30)) -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline {
+            usleep(10_000)
+        }
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+            return nil
+        }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    /// Runs to completion (for short commands such as `check-config`).
+    static func run(_ arguments: [String], directory: TemporaryDirectory, environment: [String: String] = [:],
+                    name: String = "cmd") throws -> (status: Int32?, stdout: String, stderr: String) {
+        let p = try WSRelayProcess(arguments, directory: directory, environment: environment, name: name)
+        let status = p.waitForExit()
+        return (status, p.stdout, p.stderr)
+    }
+}
+
+/// Polls `condition` until it holds or the safety deadline passes. For states that have no event to wait on
+/// (a file appearing, a process disappearing); the deadline is a safety net, not a speed assertion.
+func eventually(timeout: Duration = .seconds(20), _ condition: () -> Bool) -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        usleep(10_000)
+    }
+    return condition()
+}
+
+/// True while `pid` exists and is not a zombie (a daemonized process is reaped by whoever adopted it).
+func processIsAlive(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return false }
+    let state = stat[stat.index(close, offsetBy: 2)]
+    return state != "Z" && state != "X"
+}
