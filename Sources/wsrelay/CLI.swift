@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import WSRelayCore
 
@@ -18,8 +19,8 @@ struct WSRelayCommand: ParsableCommand {
         abstract: "Keeps upstream WebSocket connections alive and forwards every message to local sinks.",
         discussion: """
             Runs in the foreground under systemd (Type=notify) by default, or as a classic daemon with --daemon.
-            Exit status: 0 success, 1 runtime or startup failure, 64 usage error, 69 daemon unreachable,
-            78 invalid configuration.
+
+            Exit status: 0 success; 1 runtime or startup failure; 64 usage error; 69 daemon unreachable; 78 invalid configuration.
             """,
         version: WSRelayVersion.string,
         subcommands: [Run.self, CheckConfig.self, Tail.self, Status.self, Demo.self],

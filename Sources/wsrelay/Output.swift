@@ -1,5 +1,5 @@
-import Foundation
+import WSRelayCore
 
 func printError(_ text: String) {
-    fputs(text.hasSuffix("\n") ? text : text + "\n", stderr)
+    StandardError.write(text)
 }
