@@ -47,6 +47,17 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        .target(
+            name: "WSRelaySimulator",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .executableTarget(
             name: "wsrelay",
             dependencies: [
@@ -60,7 +71,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WSRelayIntegrationTests",
-            dependencies: ["WSRelayCore", "wsrelay"]
+            dependencies: ["WSRelayCore", "WSRelaySimulator", "wsrelay"]
         ),
     ]
 )

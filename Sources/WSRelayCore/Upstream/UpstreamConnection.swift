@@ -76,7 +76,8 @@ public final class UpstreamConnection: @unchecked Sendable {
     public let options: Options
     private let tls: NIOSSLContext?
     private let serverName: String?
-    public weak var delegate: (any UpstreamConnectionDelegate)?
+    /// Held strongly: it is the attempt's own small object; set to nil to silence a superseded attempt.
+    public var delegate: (any UpstreamConnectionDelegate)?
 
     private(set) var phase: Phase = .idle
     private var channel: (any Channel)?

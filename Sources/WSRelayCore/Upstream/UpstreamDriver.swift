@@ -1,0 +1,434 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOSSL
+
+/// Gives an upstream a fresh credential for each connection attempt. Implemented by the credentials layer;
+/// the driver only knows that an attempt needs one and that a rejection names the generation it used.
+public protocol AttemptCredentialSource: Sendable {
+    /// A token for the next attempt. `rejected`: the generation of the token the previous attempt used and
+    /// the server refused; the source refreshes only if nothing newer exists.
+    func credential(rejected: UInt64?) async throws -> AttemptCredential
+}
+
+/// What one attempt carries: the request changes (header, query, subprotocol, cookie), or a message to send
+/// first, plus the generation so a rejection can name exactly this token.
+public struct AttemptCredential: Sendable {
+    public var generation: UInt64
+    public var fingerprint: String
+    public var apply: @Sendable (inout HandshakeRequest) -> Void
+    /// For `placement = "message"`: sent as the first message after the upgrade.
+    public var authMessage: String?
+    public var authOKPattern: String?
+    public var authTimeout: Duration?
+
+    public init(generation: UInt64, fingerprint: String, apply: @escaping @Sendable (inout HandshakeRequest) -> Void,
+                authMessage: String? = nil, authOKPattern: String? = nil, authTimeout: Duration? = nil) {
+        self.generation = generation
+        self.fingerprint = fingerprint
+        self.apply = apply
+        self.authMessage = authMessage
+        self.authOKPattern = authOKPattern
+        self.authTimeout = authTimeout
+    }
+}
+
+/// The NIO shell around one upstream's `UpstreamSupervisor` and the `KeepaliveStateMachine` of its open
+/// connection: it turns connection callbacks, credential results and timers into events, and the machines'
+/// actions into I/O. It owns the per-upstream message sequence, so `seq` keeps growing across reconnects.
+///
+/// Confined to one event loop (the one all its connections use); the public entry points hop onto it.
+public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
+    public let settings: UpstreamSettings
+    public let loop: any EventLoop
+    private let consumer: any RelayEventConsumer
+    private let credentials: (any AttemptCredentialSource)?
+    private let logger: Logger
+    private let onStatusChange: @Sendable () -> Void
+    private let onMessages: @Sendable (UInt64) -> Void
+    private let tlsContext: Result<NIOSSLContext, any Error>?
+
+    // Loop-confined state.
+    private var supervisor: UpstreamSupervisor
+    private var keepalive: KeepaliveStateMachine
+    private var connection: UpstreamConnection?
+    private var connectionEpoch: UInt64 = 0
+    private var supervisorTimer: Scheduled<Void>?
+    private var keepaliveTimer: Scheduled<Void>?
+    private var authTimer: Scheduled<Void>?
+    private var pendingCredential: AttemptCredential?
+    private var lastCredentialGeneration: UInt64?
+    private var credentialRequest: UInt64 = 0
+    private var seq: UInt64 = 0
+    private var pausers: Set<ObjectIdentifier> = []
+    private var awaitingAuthOK: String?
+    private let finishedPromise: EventLoopPromise<Void>
+
+    /// Status, readable from any thread.
+    private let published: NIOLockedValueBox<UpstreamState>
+
+    public init(
+        settings: UpstreamSettings,
+        loop: any EventLoop,
+        consumer: any RelayEventConsumer,
+        credentials: (any AttemptCredentialSource)?,
+        tlsContext: Result<NIOSSLContext, any Error>?,
+        logger: Logger,
+        onStatusChange: @escaping @Sendable () -> Void,
+        onMessages: @escaping @Sendable (UInt64) -> Void
+    ) {
+        self.settings = settings
+        self.loop = loop
+        self.consumer = consumer
+        self.credentials = credentials
+        self.tlsContext = tlsContext
+        var logger = logger
+        logger[metadataKey: "upstream"] = "\(settings.name)"
+        self.logger = logger
+        self.onStatusChange = onStatusChange
+        self.onMessages = onMessages
+        self.supervisor = UpstreamSupervisor(settings: settings)
+        self.keepalive = KeepaliveStateMachine(settings: .init(settings))
+        self.finishedPromise = loop.makePromise()
+        self.published = NIOLockedValueBox(supervisor.status)
+    }
+
+    /// Completes when the upstream is finished (after shutdown or removal).
+    public var finished: EventLoopFuture<Void> { finishedPromise.futureResult }
+
+    public var status: UpstreamState { published.withLockedValue { $0 } }
+
+    // MARK: - Commands (any thread)
+
+    public func start() { onLoop { $0.handle(.start(now: .now)) } }
+    public func shutdown() { onLoop { $0.handle(.shutdown(now: .now)) } }
+    public func remove() { onLoop { $0.handle(.removed(now: .now)) } }
+    public func pause() { onLoop { $0.handle(.pause(now: .now)) } }
+    public func resume() { onLoop { $0.handle(.resume(now: .now)) } }
+    public func reconnect() { onLoop { $0.handle(.reconnectRequested(now: .now)) } }
+
+    public func pause(by token: ObjectIdentifier) {
+        onLoop { driver in
+            let wasReading = driver.pausers.isEmpty
+            driver.pausers.insert(token)
+            if wasReading { driver.connection?.setReading(false) }
+        }
+    }
+
+    public func resume(by token: ObjectIdentifier) {
+        onLoop { driver in
+            guard driver.pausers.remove(token) != nil, driver.pausers.isEmpty else { return }
+            driver.connection?.setReading(true)
+        }
+    }
+
+    private func onLoop(_ body: @escaping @Sendable (UpstreamDriver) -> Void) {
+        if loop.inEventLoop { body(self) } else { loop.execute { body(self) } }
+    }
+
+    // MARK: - The machines
+
+    private func handle(_ event: UpstreamSupervisor.Event) {
+        loop.preconditionInEventLoop()
+        let before = supervisor.status.phase
+        let actions = supervisor.handle(event)
+        for action in actions { perform(action) }
+        publish(phaseChangedFrom: before)
+    }
+
+    private func perform(_ action: UpstreamSupervisor.Action) {
+        switch action {
+        case .fetchCredentials(let forceRefresh):
+            fetchCredentials(rejected: forceRefresh ? lastCredentialGeneration : nil)
+        case .connect(let epoch):
+            connect(epoch: epoch)
+        case .sendClose(let code, let reason):
+            connection?.close(code: code, reason: reason)
+        case .abortConnection:
+            connection?.abort(code: CloseCode.goingAway, reason: "connection abandoned")
+        case .scheduleTimer(let at):
+            supervisorTimer?.cancel()
+            supervisorTimer = schedule(at) { $0.handle(.timerFired(now: .now)) }
+        case .cancelTimer:
+            supervisorTimer?.cancel()
+            supervisorTimer = nil
+        case .log(let level, let message):
+            logger.log(level: level, "\(message)")
+        case .finished:
+            supervisorTimer?.cancel()
+            keepaliveTimer?.cancel()
+            authTimer?.cancel()
+            connection?.delegate = nil
+            connection = nil
+            consumer.unregister(upstream: settings.name)
+            finishedPromise.succeed()
+        }
+    }
+
+    private func fetchCredentials(rejected: UInt64?) {
+        guard let credentials else {
+            handle(.credentialsReady(now: .now))
+            return
+        }
+        credentialRequest &+= 1
+        let request = credentialRequest
+        let loop = self.loop
+        Task { [self] in
+            let result: Result<AttemptCredential, any Error>
+            do {
+                result = .success(try await credentials.credential(rejected: rejected))
+            } catch {
+                result = .failure(error)
+            }
+            loop.execute { [self] in
+                guard request == credentialRequest else { return }  // superseded (pause, shutdown)
+                switch result {
+                case .success(let credential):
+                    pendingCredential = credential
+                    handle(.credentialsReady(now: .now))
+                case .failure(let error):
+                    handle(.credentialsFailed(reason: "\(error)", now: .now))
+                }
+            }
+        }
+    }
+
+    private func connect(epoch: UInt64) {
+        if let old = connection {
+            old.delegate = nil
+            old.abort(code: CloseCode.goingAway, reason: "superseded")
+        }
+        keepaliveTimer?.cancel()
+        authTimer?.cancel()
+        awaitingAuthOK = nil
+        var request = HandshakeRequest(settings: settings)
+        let credential = pendingCredential
+        pendingCredential = nil
+        if let credential {
+            credential.apply(&request)
+            lastCredentialGeneration = credential.generation
+        }
+        var context: NIOSSLContext?
+        if settings.url.secure {
+            switch tlsContext {
+            case .success(let value)?:
+                context = value
+            case .failure(let error)?:
+                handle(.connectFailed(error: "TLS setup: \(error)", now: .now))
+                return
+            case nil:
+                handle(.connectFailed(error: "TLS setup missing", now: .now))
+                return
+            }
+            if settings.tls.insecureSkipVerify {
+                logger.warning("tls.insecure_skip_verify is set: the server's certificate is NOT verified")
+            }
+        }
+        var options = UpstreamConnection.Options()
+        options.connectTimeout = settings.connectTimeout
+        options.handshakeTimeout = settings.handshakeTimeout
+        options.maxMessageSize = settings.maxMessageSize
+        let connection = UpstreamConnection(
+            loop: loop,
+            request: request,
+            tls: context,
+            serverName: TLSContextFactory.serverNameIndication(host: settings.url.host, override: settings.tls.serverName),
+            options: options
+        )
+        connection.delegate = ConnectionEvents(driver: self, epoch: epoch, authMessage: credential?.authMessage,
+                                               authOKPattern: credential?.authOKPattern,
+                                               authTimeout: credential?.authTimeout)
+        self.connection = connection
+        connectionEpoch = epoch
+        logger.debug("connecting", metadata: [
+            "epoch": "\(epoch)", "url": "\(settings.url)",
+            "token": "\(credential?.fingerprint ?? "none")",
+        ])
+        connection.start()
+        if !pausers.isEmpty { connection.setReading(false) }
+    }
+
+    // MARK: - Connection callbacks (loop)
+
+    fileprivate func opened(_ connection: UpstreamConnection, epoch: UInt64, events: ConnectionEvents) {
+        guard epoch == connectionEpoch else { return }
+        let now = ContinuousClock.now
+        consumer.deliver([.connected(upstream: settings.name, epoch: epoch, at: .now())])
+        logger.info("connected", metadata: [
+            "epoch": "\(epoch)", "subprotocol": "\(connection.subprotocol ?? "none")",
+        ])
+        handle(.connected(now: now))
+        keepalive = KeepaliveStateMachine(settings: .init(settings))
+        apply(keepalive.handle(.opened(now: now)))
+        if !pausers.isEmpty { connection.setReading(false) }
+        if let message = events.authMessage {
+            connection.send(.text(message))
+            if let pattern = events.authOKPattern {
+                awaitingAuthOK = pattern
+                let timeout = events.authTimeout ?? .seconds(10)
+                authTimer = schedule(now + timeout) { driver in
+                    guard driver.awaitingAuthOK != nil, driver.connectionEpoch == epoch else { return }
+                    driver.logger.warning("no auth reply matching auth_ok within \(timeout)")
+                    driver.connection?.close(code: CloseCode.policyViolation, reason: "auth timeout")
+                }
+                return  // subscribe messages wait for the auth reply
+            }
+        }
+        sendSubscriptions(connection)
+    }
+
+    private func sendSubscriptions(_ connection: UpstreamConnection) {
+        for message in settings.subscribe { connection.send(message) }
+    }
+
+    fileprivate func received(_ messages: [InboundMessage], epoch: UInt64) {
+        guard epoch == connectionEpoch else { return }
+        if let pattern = awaitingAuthOK, let connection {
+            for message in messages where message.kind == .text {
+                if message.payload.getString(at: message.payload.readerIndex, length: message.payload.readableBytes)?
+                    .contains(pattern) == true {
+                    awaitingAuthOK = nil
+                    authTimer?.cancel()
+                    sendSubscriptions(connection)
+                    break
+                }
+            }
+        }
+        var events: [RelayEvent] = []
+        events.reserveCapacity(messages.count)
+        var bytes = 0
+        for message in messages {
+            seq &+= 1
+            bytes += message.payload.readableBytes
+            events.append(.message(ReceivedMessage(
+                upstream: settings.name, epoch: epoch, seq: seq, receivedAt: message.receivedAt,
+                kind: message.kind, payload: message.payload)))
+        }
+        consumer.deliver(events)
+        let count = UInt64(messages.count)
+        let last = ContinuousClock.now
+        published.withLockedValue { state in
+            state.messages &+= count
+            state.bytes &+= UInt64(bytes)
+            state.lastMessageAt = last
+        }
+        onMessages(count)
+    }
+
+    fileprivate func pong(_ payload: ByteBuffer, epoch: UInt64) {
+        guard epoch == connectionEpoch else { return }
+        apply(keepalive.handle(.pongReceived(payload: Array(payload.readableBytesView), now: .now)))
+    }
+
+    fileprivate func failedToOpen(_ failure: ConnectionFailure, epoch: UInt64) {
+        guard epoch == connectionEpoch else { return }
+        connection = nil
+        logger.warning("connection attempt failed", metadata: ["epoch": "\(epoch)", "error": "\(failure)"])
+        switch failure {
+        case .upgradeRejected(let status, _, _):
+            let retryAfter = failure.header("Retry-After").flatMap { RetryAfter.parse($0, now: Date()) }
+            handle(.upgradeFailed(status: status, retryAfter: retryAfter, now: .now))
+        case .connect(let text), .handshake(let text):
+            handle(.connectFailed(error: text, now: .now))
+        }
+    }
+
+    fileprivate func closed(_ info: ConnectionCloseInfo, epoch: UInt64) {
+        consumer.deliver([.disconnected(upstream: settings.name, epoch: epoch, code: info.code, reason: info.reason, at: .now())])
+        guard epoch == connectionEpoch else { return }
+        connection = nil
+        keepaliveTimer?.cancel()
+        authTimer?.cancel()
+        logger.log(level: info.initiator == .local ? .info : .warning, "disconnected: \(info)", metadata: ["epoch": "\(epoch)"])
+        let code: UInt16? = info.initiator == .transport ? nil : info.code
+        handle(.closed(code: code, reason: info.reason, now: .now))
+    }
+
+    // MARK: - Keepalive
+
+    private func apply(_ output: KeepaliveStateMachine.Output) {
+        for action in output.actions {
+            switch action {
+            case .sendPing(let payload):
+                connection?.sendPing(payload)
+            case .sendAppPing(let text):
+                connection?.send(.text(text))
+            case .recordRTT(let rtt):
+                published.withLockedValue { $0.lastPongRTT = rtt }
+            case .declareDead(let reason):
+                logger.warning("peer considered dead: \(reason)")
+                connection?.abort(code: CloseCode.goingAway, reason: "\(reason)")
+                handle(.keepaliveDead(reason: reason, now: .now))
+            }
+        }
+        keepaliveTimer?.cancel()
+        keepaliveTimer = nil
+        if let next = output.nextDeadline {
+            let epoch = connectionEpoch
+            keepaliveTimer = schedule(next) { driver in
+                guard driver.connectionEpoch == epoch, let connection = driver.connection else { return }
+                // Frames are counted by the connection; the machine learns of them only when it wakes.
+                let lastFrame = ContinuousClock.now - Duration.nanoseconds((NIODeadline.now() - connection.lastFrameAt).nanoseconds)
+                _ = driver.keepalive.handle(.frameReceived(now: lastFrame))
+                driver.apply(driver.keepalive.handle(.timerFired(now: .now)))
+            }
+        }
+    }
+
+    // MARK: - Helpers
+
+    private func schedule(_ at: ContinuousClock.Instant, _ body: @escaping (UpstreamDriver) -> Void) -> Scheduled<Void> {
+        let delay = max(.zero, at - ContinuousClock.now)
+        return loop.scheduleTask(in: .nanoseconds(delay.nanosecondsClamped)) { [self] in body(self) }
+    }
+
+    private func publish(phaseChangedFrom before: UpstreamState.Phase) {
+        let snapshot = supervisor.status
+        let changed = published.withLockedValue { state -> Bool in
+            let traffic = (state.messages, state.bytes, state.lastMessageAt, state.lastPongRTT)
+            state = snapshot
+            (state.messages, state.bytes, state.lastMessageAt, state.lastPongRTT) = traffic
+            return before != snapshot.phase
+        }
+        if changed { onStatusChange() }
+    }
+}
+
+/// The delegate of one connection attempt; tags every callback with the attempt's epoch so the driver can
+/// ignore a superseded connection.
+private final class ConnectionEvents: UpstreamConnectionDelegate {
+    let driver: UpstreamDriver
+    let epoch: UInt64
+    let authMessage: String?
+    let authOKPattern: String?
+    let authTimeout: Duration?
+
+    init(driver: UpstreamDriver, epoch: UInt64, authMessage: String?, authOKPattern: String?, authTimeout: Duration?) {
+        self.driver = driver
+        self.epoch = epoch
+        self.authMessage = authMessage
+        self.authOKPattern = authOKPattern
+        self.authTimeout = authTimeout
+    }
+
+    func connectionDidOpen(_ connection: UpstreamConnection, subprotocol: String?) {
+        driver.opened(connection, epoch: epoch, events: self)
+    }
+
+    func connection(_ connection: UpstreamConnection, didReceive messages: [InboundMessage]) {
+        driver.received(messages, epoch: epoch)
+    }
+
+    func connection(_ connection: UpstreamConnection, didReceivePong payload: ByteBuffer) {
+        driver.pong(payload, epoch: epoch)
+    }
+
+    func connection(_ connection: UpstreamConnection, didFailToOpen failure: ConnectionFailure) {
+        driver.failedToOpen(failure, epoch: epoch)
+    }
+
+    func connection(_ connection: UpstreamConnection, didClose info: ConnectionCloseInfo) {
+        driver.closed(info, epoch: epoch)
+    }
+}

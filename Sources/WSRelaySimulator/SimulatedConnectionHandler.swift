@@ -1,0 +1,160 @@
+import NIOCore
+import NIOWebSocket
+
+/// Plays one scenario on one upgraded connection.
+final class SimulatedConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let scenario: SimulatorScenario
+    private let recorder: SimulatorRecorder
+    private let id: Int
+    private var sentHere = 0
+    private var closeSent = false
+    private var extrasSent = false
+    private var tick: RepeatedTask?
+    private var credit = 0.0
+
+    init(scenario: SimulatorScenario, recorder: SimulatorRecorder, id: Int) {
+        self.scenario = scenario
+        self.recorder = recorder
+        self.id = id
+    }
+
+    private var closeAfter: Int? {
+        scenario.closeCode == nil ? nil : (scenario.closeAfter ?? scenario.count)
+    }
+
+    private var target: Int {
+        min(scenario.count, closeAfter ?? Int.max)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if let rate = scenario.rate, rate > 0 {
+            let interval = TimeAmount.milliseconds(1)
+            let perTick = rate / 1000
+            let ctx = context
+            tick = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { [self] _ in
+                credit = min(credit + perTick, max(perTick * 10, 1))
+                pump(context: ctx)
+            }
+        } else {
+            pump(context: context)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        tick?.cancel()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        pump(context: context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func pump(context: ChannelHandlerContext) {
+        guard !closeSent else { return }
+        var wrote = false
+        while sentHere < target && context.channel.isWritable {
+            if scenario.rate != nil {
+                guard credit >= 1 else { break }
+                credit -= 1
+            }
+            let batch = 1
+            let first = recorder.nextNumbers(batch)
+            send(number: first, context: context)
+            sentHere += 1
+            wrote = true
+        }
+        if wrote {
+            context.flush()
+            let count = sentHere
+            recorder.update(id) { $0.messagesSent = count }
+        }
+        guard sentHere >= target else { return }
+        if !extrasSent {
+            extrasSent = true
+            if scenario.invalidUTF8 {
+                let bad = context.channel.allocator.buffer(bytes: [0x7B, 0xC3, 0x28, 0x7D])
+                context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: bad)), promise: nil)
+            }
+            if let size = scenario.oversize {
+                let big = context.channel.allocator.buffer(repeating: UInt8(ascii: "x"), count: size)
+                context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: big)), promise: nil)
+            }
+        }
+        if let code = scenario.closeCode, sentHere >= (closeAfter ?? 0) {
+            closeSent = true
+            tick?.cancel()
+            var buffer = context.channel.allocator.buffer(capacity: 2 + scenario.closeReason.utf8.count)
+            buffer.writeInteger(code)
+            buffer.writeString(scenario.closeReason)
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: buffer)), promise: nil)
+        }
+    }
+
+    private func send(number: Int, context: ChannelHandlerContext) {
+        var payload = context.channel.allocator.buffer(capacity: scenario.size)
+        if scenario.binary {
+            payload.writeInteger(UInt64(number))
+            if scenario.size > 8 { payload.writeRepeatingByte(0xAB, count: scenario.size - 8) }
+        } else {
+            payload.writeString("{\"n\":\(number),\"pad\":\"")
+            let pad = max(0, scenario.size - payload.readableBytes - 2)
+            payload.writeRepeatingByte(UInt8(ascii: "x"), count: pad)
+            payload.writeString("\"}")
+        }
+        let opcode: WebSocketOpcode = scenario.binary ? .binary : .text
+        if scenario.fragments <= 1 || payload.readableBytes < scenario.fragments {
+            context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: opcode, data: payload)), promise: nil)
+            return
+        }
+        let pieceSize = payload.readableBytes / scenario.fragments
+        for index in 0..<scenario.fragments {
+            let last = index == scenario.fragments - 1
+            let piece = payload.readSlice(length: last ? payload.readableBytes : pieceSize)!
+            context.write(wrapOutboundOut(WebSocketFrame(fin: last, opcode: index == 0 ? opcode : .continuation, data: piece)), promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .ping:
+            let payload = Array(frame.unmaskedData.readableBytesView)
+            recorder.update(id) {
+                $0.pings.append(.now)
+                $0.pingPayloads.append(payload)
+            }
+            if !scenario.ignorePings {
+                context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
+            }
+        case .pong:
+            recorder.update(id) { $0.pongs += 1 }
+        case .text:
+            let text = String(buffer: frame.unmaskedData)
+            recorder.update(id) { $0.textMessages.append(text) }
+            if scenario.echo { context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: frame.unmaskedData)), promise: nil) }
+        case .binary:
+            let bytes = Array(frame.unmaskedData.readableBytesView)
+            recorder.update(id) { $0.binaryMessages.append(bytes) }
+            if scenario.echo { context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .binary, data: frame.unmaskedData)), promise: nil) }
+        case .connectionClose:
+            var data = frame.unmaskedData
+            let code = data.readInteger(as: UInt16.self)
+            recorder.update(id) { $0.closeCodeReceived = code ?? 1005 }
+            if closeSent {
+                context.close(promise: nil)
+            } else {
+                closeSent = true
+                tick?.cancel()
+                var reply = context.channel.allocator.buffer(capacity: 2)
+                reply.writeInteger(code ?? 1000)
+                context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply)))
+                    .whenComplete { _ in context.close(promise: nil) }
+            }
+        default:
+            break
+        }
+    }
+}

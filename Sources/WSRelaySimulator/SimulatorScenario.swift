@@ -1,0 +1,76 @@
+/// What one simulated upstream connection does, chosen by the client through the request's query string
+/// (`/feed?count=1000&size=100&close=4001`), so one server can play every scenario a test or demo needs.
+public struct SimulatorScenario: Sendable, Equatable {
+    /// Messages to send after the upgrade (0: none).
+    public var count = 0
+    /// Size of each message in bytes (at least the size of the JSON skeleton).
+    public var size = 64
+    /// Messages per second; nil sends as fast as the client reads.
+    public var rate: Double?
+    public var binary = false
+    /// Split each message into this many frames.
+    public var fragments = 1
+    /// After `count` messages (or at once when count is 0 and `closeAfter` given), close with this code.
+    public var closeCode: UInt16?
+    public var closeReason = "simulated close"
+    /// Close after this many messages of this connection (defaults to `count`).
+    public var closeAfter: Int?
+    /// Do not answer pings (a dead peer, as far as keepalive can tell).
+    public var ignorePings = false
+    /// Answer the upgrade request with this HTTP status instead of 101.
+    public var status: Int?
+    public var retryAfter: String?
+    /// Send one text frame with invalid UTF-8 after the messages.
+    public var invalidUTF8 = false
+    /// Send one message of this many bytes after the messages.
+    public var oversize: Int?
+    /// Echo every data message back.
+    public var echo = false
+
+    public init() {}
+
+    public init(query: String) {
+        self.init()
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            let key = parts[0]
+            let value = parts.count > 1 ? parts[1].removingPercentEncodingLite : ""
+            switch key {
+            case "count": count = Int(value) ?? 0
+            case "size": size = Int(value) ?? size
+            case "rate": rate = Double(value)
+            case "binary": binary = value != "0"
+            case "fragments": fragments = max(1, Int(value) ?? 1)
+            case "close": closeCode = UInt16(value)
+            case "close_reason": closeReason = value
+            case "close_after": closeAfter = Int(value)
+            case "ignore_pings": ignorePings = value != "0"
+            case "status": status = Int(value)
+            case "retry_after": retryAfter = value
+            case "invalid_utf8": invalidUTF8 = value != "0"
+            case "oversize": oversize = Int(value)
+            case "echo": echo = value != "0"
+            default: break
+            }
+        }
+    }
+}
+
+extension String {
+    /// Percent-decoding without Foundation, for query values.
+    var removingPercentEncodingLite: String {
+        var bytes: [UInt8] = []
+        var iterator = utf8.makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%"), let h = iterator.next(), let l = iterator.next(),
+               let value = UInt8(String(decoding: [h, l], as: UTF8.self), radix: 16) {
+                bytes.append(value)
+            } else if byte == UInt8(ascii: "+") {
+                bytes.append(UInt8(ascii: " "))
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
