@@ -78,7 +78,7 @@ struct ConfigCommandTests {
             of: "url = \"ws://127.0.0.1:9/feed\"", with: "url = \"ws://127.0.0.1:9/feed\"\nauth = \"main\"")
             + "\n[auth.main]\ntype = \"static\"\ntoken = \"\(secret)\"\n")
         let result = try WSRelayProcess.run(["check-config", "--config", config], directory: dir)
-        #expect(result.status == 0, result.stderr)
+        #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("ping_interval"), "defaults should be shown: \(result.stdout)")
         #expect(result.stdout.contains("redacted"))
         #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret), "secret leaked")
@@ -91,7 +91,7 @@ struct ConfigCommandTests {
         let sample = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("etc/wsrelay/wsrelay.toml").path
         let result = try WSRelayProcess.run(["check-config", "--config", sample], directory: dir)
-        #expect(result.status == 0, result.stderr)
+        #expect(result.status == 0, "\(result.stderr)")
     }
 
     @Test("a missing config file is a config error (78) naming the path")
@@ -107,7 +107,7 @@ struct ConfigCommandTests {
         let dir = try TemporaryDirectory()
         let config = try dir.write("wsrelay.toml", TestConfig.minimal(dir))
         let result = try WSRelayProcess.run(["check-config"], directory: dir, environment: ["WSRELAY_CONFIG": config])
-        #expect(result.status == 0, result.stderr)
+        #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains(config))
     }
 }

@@ -56,8 +56,10 @@ public enum Daemonizer {
     }
 
     /// Forks twice. Returns only in the daemon, with its end of the readiness pipe; the launcher process stays
-    /// in here until the daemon reports, then exits.
-    public static func daemonize() throws(DaemonizeError) -> ReadinessPipe {
+    /// in here until the daemon reports, then exits. Every inherited descriptor above stderr is closed in the
+    /// daemon except `keeping` (the PID file lock): a daemon must not hold its launcher's pipes open, or
+    /// whoever waits for the launcher's output would wait for the daemon's exit instead.
+    public static func daemonize(keeping: Set<Int32> = []) throws(DaemonizeError) -> ReadinessPipe {
         let threads = threadCount()
         guard threads == 1 else { throw .threadsAlreadyRunning(threads) }
         fflush(nil)  // or the daemon would print what the launcher had buffered, a second time
@@ -85,6 +87,7 @@ public enum Daemonizer {
         if second > 0 { _exit(0) }
 
         // The daemon.
+        closeInheritedDescriptors(keeping: keeping.union([writeEnd]))
         umask(0o027)
         _ = chdir("/")
         let devNull = open("/dev/null", O_RDWR)
@@ -95,6 +98,20 @@ public enum Daemonizer {
             if devNull > STDERR_FILENO { close(devNull) }
         }
         return ReadinessPipe(fd: writeEnd)
+    }
+
+    static func closeInheritedDescriptors(keeping: Set<Int32>) {
+        guard let dir = opendir("/proc/self/fd") else { return }
+        let own = dirfd(dir)
+        var doomed: [Int32] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if let fd = Int32(name), fd > STDERR_FILENO, fd != own, !keeping.contains(fd) { doomed.append(fd) }
+        }
+        closedir(dir)
+        for fd in doomed { close(fd) }
     }
 
     private static func reportAndExit(_ fd: Int32, _ operation: String, _ code: Int32) -> Never {

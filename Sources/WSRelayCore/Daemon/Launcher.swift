@@ -44,7 +44,7 @@ public enum Launcher {
         var readiness: Daemonizer.ReadinessPipe?
         if options.daemonize {
             do {
-                readiness = try Daemonizer.daemonize()
+                readiness = try Daemonizer.daemonize(keeping: Set([pidFile?.descriptor].compactMap { $0 }))
             } catch {
                 fail(error.description, code: .failure)
             }

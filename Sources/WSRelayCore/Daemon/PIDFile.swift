@@ -28,6 +28,9 @@ public final class PIDFile: @unchecked Sendable {
     /// The descriptor whose open file description holds the lock; it is the inode currently linked at `path`.
     private var fd: Int32
 
+    /// The locked descriptor, which a forking daemon must keep open.
+    public var descriptor: Int32 { fd }
+
     private init(path: String, fd: Int32) {
         self.path = path
         self.fd = fd

@@ -1,0 +1,437 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOPosix
+import Testing
+@testable import WSRelayCore
+
+/// Credentials against a real HTTP token endpoint on 127.0.0.1.
+@Suite struct CredentialEndpointTests {
+    // MARK: - Helpers
+
+    final class LogCapture: Sendable {
+        private let lines = NIOLockedValueBox<[String]>([])
+        var all: [String] { lines.withLockedValue { $0 } }
+        var joined: String { all.joined(separator: "\n") }
+        func count(_ text: String) -> Int { all.filter { $0.contains(text) }.count }
+        func count(level: Logger.Level) -> Int { all.filter { $0.hasPrefix("\(level) ") }.count }
+
+        var logger: Logger {
+            var logger = Logger(label: "wsrelay.test") { [self] label in Handler(capture: self, label: label) }
+            logger.logLevel = .trace
+            return logger
+        }
+
+        struct Handler: LogHandler {
+            let capture: LogCapture
+            let label: String
+            var metadata: Logger.Metadata = [:]
+            var logLevel: Logger.Level = .trace
+            subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+                get { metadata[key] }
+                set { metadata[key] = newValue }
+            }
+            func log(event: LogEvent) {
+                var merged = metadata
+                if let extra = event.metadata { merged.merge(extra) { $1 } }
+                let meta = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                capture.lines.withLockedValue { $0.append("\(event.level) \(label) \(event.message) \(meta)") }
+            }
+        }
+    }
+
+    final class Directory {
+        let path: String
+        init() throws {
+            var template = Array("/tmp/wsrelay-cred-it.XXXXXX".utf8CString)
+            guard let result = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+                throw POSIXError(.EIO)
+            }
+            path = String(cString: result)
+        }
+        func file(_ name: String) -> String { "\(path)/\(name)" }
+        @discardableResult
+        func write(_ name: String, _ contents: String) throws -> String {
+            try contents.write(toFile: file(name), atomically: true, encoding: .utf8)
+            return file(name)
+        }
+        func read(_ name: String) -> String? { try? String(contentsOfFile: file(name), encoding: .utf8) }
+        deinit { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    func oauth2(
+        _ url: String, refreshToken: SecretSource? = .inline("rt-initial"), name: String = "api",
+        timeout: Duration = .seconds(5), retryInitial: Duration = .seconds(1), retryMax: Duration = .seconds(300),
+        configure: (inout OAuth2Settings) -> Void = { _ in }
+    ) -> AuthSettings {
+        var o = OAuth2Settings(tokenURL: url)
+        o.refreshToken = refreshToken
+        configure(&o)
+        var settings = AuthSettings(name: name, provider: .oauth2(o))
+        settings.timeout = timeout
+        settings.retryInitial = retryInitial
+        settings.retryMax = retryMax
+        return settings
+    }
+
+    func store(_ settings: [AuthSettings], stateDir: String, logs: LogCapture = .init(), environment: [String: String] = [:])
+        -> CredentialStore
+    {
+        CredentialStore(settings: settings, stateDir: stateDir, environment: environment,
+                        group: MultiThreadedEventLoopGroup.singleton, logger: logs.logger)
+    }
+
+    func waitFor(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return condition()
+    }
+
+    // MARK: - oauth2 requests
+
+    @Test func refreshTokenGrantSendsTheFormBody() async throws {
+        let endpoint = try await TokenEndpoint.start()
+        let dir = try Directory()
+        let rtFile = try dir.write("rt", "rt-from-file\n")
+        let store = store([oauth2(endpoint.url, refreshToken: .file(rtFile)) {
+            $0.clientID = "client one"
+            $0.clientSecret = .inline("s3cr&t")
+            $0.scope = "read write"
+            $0.audience = "https://api.example"
+        }], stateDir: dir.file("state"))
+        let credential = try #require(store.credential(named: "api"))
+
+        let token = try await credential.token()
+        #expect(token.value == "access-1" && token.generation == 1)
+        let expires = try #require(token.expiresAt)
+        let lifetime = expires.duration(since: .now())
+        #expect(lifetime > .seconds(3570) && lifetime <= .seconds(3600))
+
+        let request = try #require(endpoint.requests.first)
+        #expect(request.method == "POST" && request.path == "/token")
+        #expect(request.header("Content-Type") == "application/x-www-form-urlencoded")
+        #expect(request.header("Accept") == "application/json")
+        #expect(request.header("Authorization") == nil)
+        #expect(request.form == [
+            "grant_type": "refresh_token", "refresh_token": "rt-from-file", "client_id": "client one",
+            "client_secret": "s3cr&t", "scope": "read write", "audience": "https://api.example",
+        ])
+        // The token is cached: no second request.
+        #expect(try await credential.token().value == "access-1")
+        #expect(endpoint.requestCount == 1)
+        await store.shutdown()
+        await endpoint.shutdown()
+    }
+
+    @Test func basicClientAuthentication() async throws {
+        let endpoint = try await TokenEndpoint.start()
+        let dir = try Directory()
+        let store = store([oauth2(endpoint.url) {
+            $0.clientID = "my:client"
+            $0.clientSecret = .environment("CLIENT_SECRET")
+            $0.clientAuth = .basic
+        }], stateDir: dir.path, environment: ["CLIENT_SECRET": "p@ss word"])
+        _ = try await #require(store.credential(named: "api")).token()
+        let request = try #require(endpoint.requests.first)
+        let basic = try #require(request.basicCredentials)
+        // RFC 6749 §2.3.1: both parts form-urlencoded before base64.
+        #expect(basic.user == "my%3Aclient" && basic.password == "p%40ss%20word")
+        #expect(request.form == ["grant_type": "refresh_token", "refresh_token": "rt-initial"])
+        await store.shutdown()
+        await endpoint.shutdown()
+    }
+
+    @Test func clientCredentialsGrant() async throws {
+        let endpoint = try await TokenEndpoint.start()
+        let dir = try Directory()
+        let store = store([oauth2(endpoint.url, refreshToken: nil) {
+            $0.grant = .clientCredentials
+            $0.clientID = "svc"
+            $0.clientSecret = .inline("svc-secret")
+        }], stateDir: dir.path)
+        _ = try await #require(store.credential(named: "api")).token()
+        #expect(endpoint.requests.first?.form == [
+            "grant_type": "client_credentials", "client_id": "svc", "client_secret": "svc-secret",
+        ])
+        await store.shutdown()
+        await endpoint.shutdown()
+    }
+
+    @Test func httpJSONProvider() async throws {
+        let endpoint = try await TokenEndpoint.start()
+        endpoint.enqueue(.json(status: 200, #"{"data":{"jwt":"hj-1","ttl":120},"next":"hj-refresh-2"}"#))
+        let dir = try Directory()
+        var h = HTTPJSONSettings(url: endpoint.url(path: "/auth/refresh"))
+        h.refreshToken = .inline("hj-refresh-1")
+        h.headers = [HeaderField(name: "X-Api-Key", value: "key-123")]
+        h.tokenField = "data.jwt"
+        h.expiresInField = "data.ttl"
+        h.refreshTokenField = "next"
+        let store = store([AuthSettings(name: "hj", provider: .httpJSON(h))], stateDir: dir.path)
+        let token = try await #require(store.credential(named: "hj")).token()
+        #expect(token.value == "hj-1")
+        let request = try #require(endpoint.requests.first)
+        #expect(request.path == "/auth/refresh")
+        #expect(request.header("Content-Type") == "application/json" && request.header("X-Api-Key") == "key-123")
+        #expect(request.jsonStrings == ["refresh_token": "hj-refresh-1"])
+        #expect(dir.read("credentials/hj.refresh_token")?.contains("hj-refresh-2") == true)
+        await store.shutdown()
+        await endpoint.shutdown()
+    }
+
+    // MARK: - Rotation
+
+    @Test func rotatedRefreshTokenIsPersistedAndUsedAfterARestart() async throws {
+        let endpoint = try await TokenEndpoint.start()
+        let dir = try Directory()
+        let stateDir = dir.file("state")
+        let rtFile = try dir.write("rt", "rt-0")
+        let settings = [oauth2(endpoint.url, refreshToken: .file(rtFile))]
+        endpoint.enqueue(.token(access: "a-1", refresh: "rt-1"), .token(access: "a-2", refresh: "rt-2"))
+
+        let first = store(settings, stateDir: stateDir)
+        #expect(try await #require(first.credential(named: "api")).token().value == "a-1")
+        let saved = stateDir + "/credentials/api.refresh_token"
+        var st = stat()
+        #expect(stat(saved, &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o600)
+        #expect(stat(stateDir + "/credentials", &st) == 0 && st.st_mode & 0o777 == 0o700)
+        #expect(dir.read("state/credentials/api.refresh_token")?.contains("rt-1") == true)
+        // Within the same process the rotated token is used from then on.
+        #expect(try await #require(first.credential(named: "api")).forceRefresh().value == "a-2")
+        #expect(endpoint.requests.map { $0.form["refresh_token"] } == ["rt-0", "rt-1"])
+        await first.shutdown()
+
+        // "Restart": a new store prefers the persisted token over the configured one.
+        let second = store(settings, stateDir: stateDir)
+        _ = try await #require(second.credential(named: "api")).token()
+        #expect(endpoint.requests.last?.form["refresh_token"] == "rt-2")
+        await second.shutdown()
+
+        // The operator re-provisions: the configured token changed since it was persisted, so it wins.
+        try dir.write("rt", "rt-reprovisioned")
+        let third = store(settings, stateDir: stateDir)
+        _ = try await #require(third.credential(named: "api")).token()
+        #expect(endpoint.requests.last?.form["refresh_token"] == "rt-reprovisioned")
+        await third.shutdown()
+        await endpoint.shutdown()
+    }
+
+    // MARK: - Single flight
+
+    @Test func twentyConcurrentRejectionsCauseOneRequest() async throws {
+        let endpoint = try await TokenEndpoint.start()
+        let dir = try Directory()
+        let store = store([oauth2(endpoint.url)], stateDir: dir.path)
+        let credential = try #require(store.credential(named: "api"))
+        let first = try await credential.token()
+        #expect(endpoint.requestCount == 1)
+
+        endpoint.enqueue(.delayed(.milliseconds(200), .token(access: "after-rejection")))
+        let tokens = try await withThrowingTaskGroup(of: IssuedToken.self) { group in
+            for _ in 0..<20 { group.addTask { try await credential.token(rejected: first.generation) } }
+            var all: [IssuedToken] = []
+            for try await token in group { all.append(token) }
+            return all
+        }
+        #expect(tokens.count == 20)
+        #expect(tokens.allSatisfy { $0.value == "after-rejection" && $0.generation == 2 })
+        #expect(endpoint.requestCount == 2)
+        // Late reporters of generation 1 get generation 2 without a request.
+        #expect(try await credential.token(rejected: first.generation).generation == 2)
+        #expect(endpoint.requestCount == 2)
+        await store.shutdown()
+        await endpoint.shutdown()
+    }
+
+    // MARK: - Failures
+
+    @Test func endpointDownBacksOffWithoutATightLoop() async throws {
+        let port = try await TokenEndpoint.unusedPort()
+        let dir = try Directory()
+        let logs = LogCapture()
+        let store = store([oauth2("http://127.0.0.1:\(port)/token", retryInitial: .milliseconds(100),
+                                  retryMax: .milliseconds(800))], stateDir: dir.path, logs: logs)
+        let credential = try #require(store.credential(named: "api"))
+
+        var errors: [CredentialError] = []
+        var calls = 0
+        let window = ContinuousClock.now + .seconds(2)
+        while ContinuousClock.now < window, calls < 2000 {
+            calls += 1
+            do {
+                _ = try await credential.token()
+                Issue.record("got a token from a closed port")
+                break
+            } catch {
+                errors.append(error)
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let attempts = Int(credential.status().refreshes.failed)
+        // ~150+ calls in 2 s, but attempts are spaced by at least 50, 100, 200, 400, 400... ms.
+        #expect(calls > 50)
+        #expect(attempts >= 3 && attempts <= 9, "attempts: \(attempts)")
+        #expect(errors.allSatisfy { $0.kind == .endpointUnreachable && $0.retryAt != nil })
+        // The announced retry times are distinct per attempt and their gaps grow.
+        var retryTimes: [WallClockTime] = []
+        for error in errors where retryTimes.last != error.retryAt { retryTimes.append(error.retryAt!) }
+        let gaps = zip(retryTimes, retryTimes.dropFirst()).map { $1.duration(since: $0) }
+        #expect(gaps.allSatisfy { $0 >= .milliseconds(50) })
+        if gaps.count >= 3 { #expect(gaps[gaps.count - 1] > gaps[0]) }
+        #expect(credential.status().state.hasPrefix("backing off until"))
+        #expect(logs.count("credential refresh failed") == attempts)
+        await store.shutdown()
+    }
+
+    @Test func serverErrorIsTransientAndHangTimesOut() async throws {
+        let endpoint = try await TokenEndpoint.start()
+        endpoint.enqueue(.status(500, body: "oops"), .hang, .token(access: "finally"))
+        let dir = try Directory()
+        let store = store([oauth2(endpoint.url, timeout: .milliseconds(300), retryInitial: .milliseconds(50),
+                                  retryMax: .milliseconds(100))], stateDir: dir.path)
+        let credential = try #require(store.credential(named: "api"))
+        do {
+            _ = try await credential.token()
+            Issue.record("expected HTTP 500")
+        } catch {
+            #expect(error.kind == .endpointError && error.httpStatus == 500)
+        }
+        // The timer retries: the hanging request times out, then the third succeeds.
+        #expect(await waitFor { credential.status().state == "valid" })
+        #expect(try await credential.token().value == "finally")
+        #expect(endpoint.requestCount == 3)
+        #expect(credential.status().refreshes.failed == 2)
+        #expect(credential.status().lastError?.contains("did not answer within") == true)
+        await store.shutdown()
+        await endpoint.shutdown()
+    }
+
+    @Test func invalidGrantFailsUntilTheRefreshTokenFileChanges() async throws {
+        let endpoint = try await TokenEndpoint.start()
+        endpoint.enqueue(.oauthError(status: 400, error: "invalid_grant", description: "Token is not active"))
+        let dir = try Directory()
+        let rtFile = try dir.write("rt", "rt-revoked")
+        let logs = LogCapture()
+        let store = store([oauth2(endpoint.url, refreshToken: .file(rtFile), retryInitial: .milliseconds(10))],
+                          stateDir: dir.path, logs: logs)
+        let credential = try #require(store.credential(named: "api"))
+        do {
+            _ = try await credential.token()
+            Issue.record("expected invalid_grant")
+        } catch {
+            #expect(error.kind == .grantRejected && error.oauthError == "invalid_grant" && error.httpStatus == 400)
+            #expect(error.description.contains("Token is not active"))
+        }
+        #expect(store.snapshot().first?.state == "failed: invalid_grant")
+        for _ in 0..<20 {
+            await #expect(throws: CredentialError.self) { try await credential.token() }
+        }
+        #expect(endpoint.requestCount == 1)
+        #expect(logs.count(level: .error) == 1)
+
+        // The operator puts a new refresh token in place: the next request retries at once and recovers.
+        try dir.write("rt", "rt-fresh")
+        let token = try await credential.token()
+        #expect(token.value == "access-2")
+        #expect(endpoint.requests.last?.form["refresh_token"] == "rt-fresh")
+        #expect(store.snapshot().first?.state == "valid")
+        #expect(logs.count("credential recovered") == 1)
+        #expect(logs.count(level: .error) == 1)
+        await store.shutdown()
+        await endpoint.shutdown()
+    }
+
+    @Test func sighupResumesAFailedCredential() async throws {
+        let endpoint = try await TokenEndpoint.start()
+        endpoint.enqueue(.oauthError(status: 401, error: "invalid_client"))
+        let dir = try Directory()
+        let store = store([oauth2(endpoint.url)], stateDir: dir.path)
+        let credential = try #require(store.credential(named: "api"))
+        await #expect(throws: CredentialError.self) { try await credential.token() }
+        #expect(store.snapshot().first?.state == "failed: invalid_client")
+        store.resumeFailed()
+        #expect(await waitFor { store.snapshot().first?.state == "valid" })
+        #expect(endpoint.requestCount == 2)
+        await store.shutdown()
+        await endpoint.shutdown()
+    }
+
+    @Test func expiredCachedTokenIsRefreshedBeforeItIsHandedOut() async throws {
+        let endpoint = try await TokenEndpoint.start()
+        endpoint.enqueue(.token(access: "short-lived", expiresIn: 1), .token(access: "replacement", expiresIn: 3600))
+        let dir = try Directory()
+        let store = store([oauth2(endpoint.url)], stateDir: dir.path)
+        let credential = try #require(store.credential(named: "api"))
+        #expect(try await credential.token().value == "short-lived")
+        #expect(try await credential.token().value == "short-lived")  // still fresh
+        #expect(endpoint.requestCount == 1)
+        try await Task.sleep(for: .milliseconds(1100))  // past its expiry
+        let next = try await credential.token()
+        #expect(next.value == "replacement" && next.generation == 2)
+        #expect(endpoint.requestCount == 2)
+        await store.shutdown()
+        await endpoint.shutdown()
+    }
+
+    // MARK: - Secrets
+
+    @Test func noSecretAppearsInLogsErrorsOrStatus() async throws {
+        let endpoint = try await TokenEndpoint.start()
+        let refresh0 = "RT0-5ecret-aaaaaaaaaaaa"
+        let refresh1 = "RT1-5ecret-bbbbbbbbbbbb"
+        let clientSecret = "CS-5ecret-cccccccccccc"
+        let access1 = "AT1-5ecret-dddddddddddd"
+        let access2 = "AT2-5ecret-eeeeeeeeeeee"
+        let apiKey = "KEY-5ecret-ffffffffffff"
+        let hjRefresh = "HJ-5ecret-gggggggggggg"
+        let secrets = [refresh0, refresh1, clientSecret, access1, access2, apiKey, hjRefresh]
+        endpoint.enqueue(
+            .token(access: access1, refresh: refresh1, expiresIn: 3600),
+            .status(503, body: #"{"error":"temporarily_unavailable","error_description":"echo \#(refresh1)"}"#),
+            .oauthError(status: 400, error: "invalid_grant", description: "refresh token \(refresh1) is revoked"),
+            .token(access: access2, refresh: nil, expiresIn: 3600),
+            .json(status: 401, #"{"error":"unauthorized","error_description":"bad key \#(apiKey)"}"#)
+        )
+        let dir = try Directory()
+        let logs = LogCapture()
+        var h = HTTPJSONSettings(url: endpoint.url(path: "/hj"))
+        h.refreshToken = .inline(hjRefresh)
+        h.headers = [HeaderField(name: "X-Api-Key", value: apiKey)]
+        let store = store([
+            oauth2(endpoint.url, refreshToken: .inline(refresh0), retryInitial: .milliseconds(10)) {
+                $0.clientID = "c"
+                $0.clientSecret = .inline(clientSecret)
+            },
+            AuthSettings(name: "hj", provider: .httpJSON(h)),
+        ], stateDir: dir.path, logs: logs)
+        let credential = try #require(store.credential(named: "api"))
+        var texts: [String] = []
+
+        let first = try await credential.token()  // success + rotation
+        texts.append("\(first)")
+        texts.append(String(reflecting: first))
+        do { _ = try await credential.forceRefresh() } catch { texts += ["\(error)", error.message, String(reflecting: error)] }  // 503
+        do { _ = try await credential.forceRefresh() } catch { texts += ["\(error)", error.message, String(reflecting: error)] }  // invalid_grant
+        texts += store.snapshot().map { "\($0) \(String(reflecting: $0))" }
+        texts.append(String(reflecting: try await credential.forceRefresh()))  // recovers
+        do { _ = try await #require(store.credential(named: "hj")).token() } catch { texts += ["\(error)", String(reflecting: error)] }
+        texts += store.snapshot().map { "\($0) \(String(reflecting: $0))" }
+        #expect(endpoint.requestCount == 5)
+        await store.shutdown()
+        await endpoint.shutdown()
+
+        let everything = (texts + logs.all).joined(separator: "\n")
+        #expect(!logs.all.isEmpty)
+        for secret in secrets {
+            #expect(!everything.contains(secret), "secret \(secret) leaked")
+        }
+        // The fingerprints are there instead.
+        #expect(everything.contains(SecretFingerprint.of(access1)))
+        #expect(everything.contains(SecretFingerprint.of(refresh1)))
+        #expect(everything.contains("invalid_grant"))
+    }
+}
