@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "wsrelay", targets: ["wsrelay"]),
+        .executable(name: "wsrelay-sim", targets: ["wsrelay-sim"]),
         .library(name: "WSRelayCore", targets: ["WSRelayCore"]),
     ],
     dependencies: [
@@ -62,6 +63,14 @@ let package = Package(
             name: "wsrelay",
             dependencies: [
                 "WSRelayCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "wsrelay-sim",
+            dependencies: [
+                "WSRelaySimulator",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

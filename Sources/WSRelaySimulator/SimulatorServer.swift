@@ -133,9 +133,9 @@ public final class SimulatorServer: Sendable {
                     _ = open.withLockedValue { $0.removeValue(forKey: key) }
                     recorder.update(id) { $0.closed = true }
                 }
-                return channel.eventLoop.makeCompletedFuture {
+                return channel.pipeline.removeHandler(name: RejectingHTTPHandler.name).flatMapThrowing {
                     try channel.pipeline.syncOperations.addHandler(
-                        SimulatedConnectionHandler(scenario: scenario, recorder: recorder, id: id))
+                        SimulatedConnectionHandler(scenario: scenario, recorder: self.recorder, id: id))
                 }
             }
         )
@@ -143,7 +143,7 @@ public final class SimulatorServer: Sendable {
             withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in })
         ).flatMap { [self] in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(RejectingHTTPHandler(server: self))
+                try channel.pipeline.syncOperations.addHandler(RejectingHTTPHandler(server: self), name: RejectingHTTPHandler.name)
             }
         }
     }
@@ -157,6 +157,7 @@ extension Substring {
 
 /// Answers upgrade requests the scenario (or the token check) refuses, with the chosen status.
 final class RejectingHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    static let name = "simulator-reject"
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 

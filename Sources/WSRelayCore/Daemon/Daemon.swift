@@ -38,9 +38,11 @@ public final class Daemon {
 
     private func run(group: MultiThreadedEventLoopGroup, signals: UnixSignalsSequence) async -> Int32 {
         let board = DaemonStatusBoard()
-        let runtime = RelayRuntime(configuration: configuration, group: group, status: board, logger: logger)
+        let runtime: RelayRuntime
         do {
-            try await runtime.open()
+            runtime = try await RelayRuntime.open(
+                configuration: configuration, group: group, board: board, forcedExit: forcedExit,
+                environment: launch.environment, logger: logger)
             try launch.pidFile?.publish()
         } catch {
             return startupFailed("\(error)")

@@ -421,7 +421,14 @@ public final class UpstreamConnection: @unchecked Sendable {
     }
 
     static func describe(_ error: any Error) -> String {
-        if let ioError = error as? IOError { return ioError.description }
+        if let connectError = error as? NIOConnectionError {
+            // One line per address tried, without NIO's debug formatting.
+            let attempts = connectError.connectionErrors.map { "\($0.target): \(describe($0.error))" }
+            if connectError.dnsAAAAError != nil && connectError.dnsAError != nil { return "DNS lookup of \(connectError.host) failed" }
+            return attempts.isEmpty ? "no addresses for \(connectError.host)" : attempts.joined(separator: "; ")
+        }
+        if let ioError = error as? IOError { return String(cString: strerror(ioError.errnoCode)).lowercased() }
+        if let timeout = error as? ChannelError, case .connectTimeout = timeout { return "timed out" }
         if let sslError = error as? NIOSSLError { return "\(sslError)" }
         return "\(error)"
     }

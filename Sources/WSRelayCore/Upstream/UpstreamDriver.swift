@@ -255,7 +255,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         guard epoch == connectionEpoch else { return }
         let now = ContinuousClock.now
         consumer.deliver([.connected(upstream: settings.name, epoch: epoch, at: .now())])
-        logger.info("connected", metadata: [
+        logger.debug("upgrade complete", metadata: [
             "epoch": "\(epoch)", "subprotocol": "\(connection.subprotocol ?? "none")",
         ])
         handle(.connected(now: now))
@@ -324,7 +324,6 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     fileprivate func failedToOpen(_ failure: ConnectionFailure, epoch: UInt64) {
         guard epoch == connectionEpoch else { return }
         connection = nil
-        logger.warning("connection attempt failed", metadata: ["epoch": "\(epoch)", "error": "\(failure)"])
         switch failure {
         case .upgradeRejected(let status, _, _):
             let retryAfter = failure.header("Retry-After").flatMap { RetryAfter.parse($0, now: Date()) }

@@ -1,0 +1,274 @@
+import CSystemd
+import Glibc
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// `[[sink]] type = "journal"`: one journal entry per message, sent with `sd_journal_sendv` from a writer
+/// thread of its own.
+///
+/// Entry fields: `MESSAGE=` the text payload (binary: `binary message, N bytes`), `PRIORITY=6`,
+/// `SYSLOG_IDENTIFIER=wsrelay`, `WSRELAY_UPSTREAM=`, `WSRELAY_EPOCH=`, `WSRELAY_SEQ=`, `WSRELAY_TYPE=text|binary`,
+/// `WSRELAY_TS=` (receive time). With `events = true` also connected/disconnected entries
+/// (`WSRELAY_EVENT=connected|disconnected`, `WSRELAY_CODE=`, `WSRELAY_REASON=`); gap entries
+/// (`WSRELAY_EVENT=gap`, `WSRELAY_DROPPED=`, `WSRELAY_FIRST_SEQ=`, `WSRELAY_LAST_SEQ=`, priority 4) always.
+///
+/// The journal is a log, not a transport: it never pauses upstreams. Its buffer is 8 MiB under `drop`;
+/// journald itself rate-limits. On graceful shutdown it sends what is queued unless the journal is failing.
+public final class JournalSink: Service, RelayEventSink, @unchecked Sendable {
+    typealias Send = @Sendable (_ fields: UnsafeMutablePointer<iovec>, _ count: Int32) -> Int32
+
+    enum Item {
+        case event(RelayEvent)
+        case gap(GapCounter.Gap)
+    }
+
+    static let bufferCapacity = 8 * 1024 * 1024
+    /// Per-entry bookkeeping bytes counted on top of the payload.
+    static let entryOverhead = 160
+
+    let settings: SinkSettings
+    private let names: Set<String>?
+    private let directory: UpstreamDirectory
+    private let logger: Logger
+    private let send: Send
+    private let signal = WriterSignal()
+
+    // Guarded by `signal`.
+    private var queue: [Item] = []
+    private var machine = FileBufferStateMachine(capacity: JournalSink.bufferCapacity, policy: .drop)
+    private var stopRequest = LineWriter.StopRequest.none
+    private var finished = false
+    private var writerSleeping = false
+    private var sent: UInt64 = 0
+    private var sentBytes: UInt64 = 0
+    private var errors: UInt64 = 0
+    private var lastError: String? = nil
+    private var failing = false
+
+    // Writer thread only.
+    private var pending: [Item] = []
+    private var episode = WriteErrorEpisode()
+    private var scratch = JournalEntry()
+
+    init(settings: SinkSettings, directory: UpstreamDirectory, logger: Logger, send: Send? = nil) {
+        self.settings = settings
+        self.names = settings.upstreams.isEmpty ? nil : Set(settings.upstreams)
+        self.directory = directory
+        var logger = logger
+        logger[metadataKey: "sink"] = "journal"
+        self.logger = logger
+        self.send = send ?? { sd_journal_sendv($0, $1) }
+    }
+
+    func enqueue(_ events: [RelayEvent]) {
+        signal.withLock {
+            if finished { return }
+            var lastName: String? = nil
+            var wanted = false
+            var id: UInt16 = 0
+            for event in events {
+                let name = event.upstream
+                if name != lastName {
+                    lastName = name
+                    wanted = names?.contains(name) ?? true
+                    if wanted { id = directory.id(for: name).0 }
+                }
+                guard wanted else { continue }
+                switch event {
+                case .message(let message):
+                    let cost = message.payload.readableBytes + Self.entryOverhead
+                    if machine.admit(cost) == .dropped {
+                        machine.recordDrop(upstream: id, seq: message.seq)
+                    } else {
+                        queue.append(.event(event))
+                    }
+                case .connected, .disconnected:
+                    guard settings.events else { continue }
+                    machine.admitUnconditionally(Self.entryOverhead)
+                    queue.append(.event(event))
+                }
+            }
+            if writerSleeping { signal.signal() }
+        }
+    }
+
+    public func run() async throws {
+        try await runOnDedicatedThread(name: "wsrelay-journal", loop: { self.runLoop() }, requestStop: { request in
+            self.signal.withLock {
+                if request == .abort || self.stopRequest == .none { self.stopRequest = request }
+                self.signal.signal()
+            }
+        })
+    }
+
+    var status: SinkStatus {
+        var status = SinkStatus(kind: .journal, name: "journal", format: settings.format, upstreams: settings.upstreams)
+        signal.withLock {
+            status.bytesWritten = sentBytes
+            status.bufferedBytes = machine.buffered
+            status.bufferCapacity = machine.capacity
+            status.dropped = machine.totalDropped
+            status.writeErrors = errors
+            status.lastError = lastError
+            status.failing = failing
+        }
+        return status
+    }
+
+    // MARK: Writer thread
+
+    func runLoop() {
+        while true {
+            let stop: LineWriter.StopRequest = signal.withLock {
+                while true {
+                    if !queue.isEmpty {
+                        pending.append(contentsOf: queue)
+                        queue.removeAll(keepingCapacity: true)
+                    }
+                    if stopRequest == .abort { return .abort }
+                    if !pending.isEmpty && episode.mayRetry(now: .now) { return stopRequest }
+                    if pending.isEmpty && stopRequest == .drain { return .drain }
+                    writerSleeping = true
+                    signal.wait(until: pending.isEmpty ? nil : episode.retryAt)
+                    writerSleeping = false
+                }
+            }
+            if stop == .abort || (stop == .drain && (pending.isEmpty || episode.isActive)) {
+                let lost = pending.count
+                pending.removeAll()
+                signal.withLock { finished = true }
+                if lost > 0 {
+                    logger.error("journal sink: stopped with entries unsent", metadata: ["unsent": "\(lost)"])
+                }
+                return
+            }
+            sendPending()
+        }
+    }
+
+    private func sendPending() {
+        var index = 0
+        while index < pending.count {
+            let item = pending[index]
+            scratch.reset()
+            scratch.build(item, names: directory)
+            let result = scratch.withIOVecs { send($0, $1) }
+            if result < 0 {
+                let error = SystemError(errno: -result, operation: "sd_journal_sendv")
+                let isNew = episode.failed(error.description, now: .now)
+                signal.withLock {
+                    errors += 1
+                    lastError = error.description
+                    failing = true
+                }
+                if isNew { logger.error("journal sink: \(error); keeping entries queued and retrying") }
+                break
+            }
+            if let recovery = episode.succeeded(now: .now) {
+                logger.notice("journal sink: sending again", metadata: ["failed_attempts": "\(recovery.failures)"])
+            }
+            let cost: Int
+            switch item {
+            case .event(.message(let m)): cost = m.payload.readableBytes + Self.entryOverhead
+            default: cost = Self.entryOverhead
+            }
+            signal.withLock {
+                sent += 1
+                sentBytes += UInt64(scratch.storage.count)
+                failing = false
+                if case .writeGaps(let gaps) = machine.written(cost) {
+                    for gap in gaps {
+                        machine.admitUnconditionally(Self.entryOverhead)
+                        queue.append(.gap(gap))
+                    }
+                }
+            }
+            index += 1
+        }
+        pending.removeFirst(index)
+    }
+}
+
+/// The fields of one journal entry in one contiguous buffer (reused between entries).
+struct JournalEntry {
+    var storage: [UInt8] = []
+    var ranges: [Range<Int>] = []
+
+    mutating func reset() {
+        storage.removeAll(keepingCapacity: true)
+        ranges.removeAll(keepingCapacity: true)
+    }
+
+    mutating func field(_ name: String, _ value: String) {
+        let start = storage.count
+        storage.append(contentsOf: name.utf8)
+        storage.append(UInt8(ascii: "="))
+        storage.append(contentsOf: value.utf8)
+        ranges.append(start..<storage.count)
+    }
+
+    mutating func field(_ name: String, bytes: ByteBuffer) {
+        let start = storage.count
+        storage.append(contentsOf: name.utf8)
+        storage.append(UInt8(ascii: "="))
+        bytes.withUnsafeReadableBytes { storage.append(contentsOf: $0) }
+        ranges.append(start..<storage.count)
+    }
+
+    mutating func build(_ item: JournalSink.Item, names: UpstreamDirectory) {
+        switch item {
+        case .event(.message(let m)):
+            if m.kind == .text {
+                field("MESSAGE", bytes: m.payload)
+            } else {
+                field("MESSAGE", "binary message, \(m.payload.readableBytes) bytes")
+            }
+            field("PRIORITY", "6")
+            common(upstream: m.upstream)
+            field("WSRELAY_EPOCH", String(m.epoch))
+            field("WSRELAY_SEQ", String(m.seq))
+            field("WSRELAY_TYPE", m.kind == .text ? "text" : "binary")
+            field("WSRELAY_TS", m.receivedAt.rfc3339)
+        case .event(.connected(let upstream, let epoch, let at)):
+            field("MESSAGE", "upstream \(upstream) connected (epoch \(epoch))")
+            field("PRIORITY", "6")
+            common(upstream: upstream)
+            field("WSRELAY_EVENT", "connected")
+            field("WSRELAY_EPOCH", String(epoch))
+            field("WSRELAY_TS", at.rfc3339)
+        case .event(.disconnected(let upstream, let epoch, let code, let reason, let at)):
+            field("MESSAGE", "upstream \(upstream) disconnected (epoch \(epoch), code \(code)\(reason.isEmpty ? "" : ": \(reason)"))")
+            field("PRIORITY", "6")
+            common(upstream: upstream)
+            field("WSRELAY_EVENT", "disconnected")
+            field("WSRELAY_EPOCH", String(epoch))
+            field("WSRELAY_CODE", String(code))
+            field("WSRELAY_REASON", reason)
+            field("WSRELAY_TS", at.rfc3339)
+        case .gap(let gap):
+            let upstream = names.name(of: gap.upstream)
+            field("MESSAGE", "journal sink dropped \(gap.dropped) messages of upstream \(upstream) (seq \(gap.firstSeq)-\(gap.lastSeq))")
+            field("PRIORITY", "4")
+            common(upstream: upstream)
+            field("WSRELAY_EVENT", "gap")
+            field("WSRELAY_DROPPED", String(gap.dropped))
+            field("WSRELAY_FIRST_SEQ", String(gap.firstSeq))
+            field("WSRELAY_LAST_SEQ", String(gap.lastSeq))
+            field("WSRELAY_TS", WallClockTime.now().rfc3339)
+        }
+    }
+
+    private mutating func common(upstream: String) {
+        field("SYSLOG_IDENTIFIER", "wsrelay")
+        field("WSRELAY_UPSTREAM", upstream)
+    }
+
+    mutating func withIOVecs<T>(_ body: (UnsafeMutablePointer<iovec>, Int32) -> T) -> T {
+        let ranges = self.ranges
+        return storage.withUnsafeMutableBytes { raw in
+            var vectors = ranges.map { iovec(iov_base: raw.baseAddress! + $0.lowerBound, iov_len: $0.count) }
+            return vectors.withUnsafeMutableBufferPointer { body($0.baseAddress!, Int32($0.count)) }
+        }
+    }
+}

@@ -1,0 +1,509 @@
+import Glibc
+import Logging
+import NIOCore
+
+/// The writer behind a file or stdout sink: a bounded queue that event loops append to, and one dedicated
+/// thread that empties it into a file descriptor with as few syscalls as it can.
+///
+/// ## Threads
+/// - Event loops call `enqueue` (via the router): under the lock they run the admission policy
+///   (`FileBufferStateMachine`) and append `ByteBuffer` slices of the batch — no copy, no syscall, and a
+///   condition signal only when the writer is asleep.
+/// - The writer thread (`runLoop`) takes everything queued in one go and writes it with `writev(2)` (up to
+///   1024 buffers / 8 MiB per call), each call inside `ForcedExit.whileWriting`.
+///
+/// ## Guarantees
+/// - Lines are written whole and in queue order. A short write keeps the unwritten remainder at the head of
+///   the queue and writes it first; nothing else is ever written between the two parts.
+/// - Errors (ENOSPC, EIO, EFBIG, a failed reopen with EACCES, ...) keep the data queued; the writer retries
+///   with backoff (100 ms doubling to 5 s) and logs once when an episode starts and once when it ends.
+/// - `reopen()` (SIGHUP), and the path naming another file (checked at least once a second, idle or busy),
+///   close the descriptor and open `path` afresh (created with `mode`). Before that the writer finishes a
+///   partially written line on the old descriptor.
+/// - Graceful stop (`requestStop(.drain)`): everything queued is written (retrying errors until it
+///   succeeds or the stop turns into `.abort`), then synced (unless `fsync = "never"`) and closed.
+final class LineWriter: @unchecked Sendable {
+    struct Configuration: Sendable {
+        var label: String
+        var target: FileOutput.Target
+        var capacity: Int
+        var onFull: OnFullPolicy
+        var fsync: FsyncPolicy = .never
+        var fsyncInterval: Duration = .seconds(1)
+        var rotateSize: Int? = nil
+        var rotateKeep: Int = 5
+        var identityCheckInterval: Duration = .seconds(1)
+        var retryInitial: Duration = .milliseconds(100)
+        var retryMax: Duration = .seconds(5)
+    }
+
+    enum StopRequest: Sendable, Equatable {
+        case none, drain, abort
+    }
+
+    struct Counters: Sendable {
+        var bytesWritten: UInt64 = 0
+        var writeErrors: UInt64 = 0
+        var lastError: String? = nil
+        var failing = false
+        var droppedAfterStop: UInt64 = 0
+        var reopens: UInt64 = 0
+    }
+
+    let configuration: Configuration
+    let selection: UpstreamSelection
+    let events: Bool
+    private let upstreamNames: Set<String>?
+    private let directory: UpstreamDirectory
+    private let registry: FlowControlRegistry
+    private let forcedExit: ForcedExit
+    private let logger: Logger
+    private let signal = WriterSignal()
+    private var token: ObjectIdentifier { ObjectIdentifier(self) }
+
+    // MARK: Guarded by `signal`
+    private var queue: [ByteBuffer] = []
+    private var machine: FileBufferStateMachine
+    private var stopRequest = StopRequest.none
+    private var finished = false
+    private var reopenRequested = false
+    private var writerSleeping = false
+    private var counters = Counters()
+    private var gapEncoder = EnvelopeEncoder()
+
+    // MARK: Writer thread only
+    private let output: FileOutput
+    private var pending: [ByteBuffer] = []
+    private var pendingHead = 0
+    private var headPartial = false
+    private var episode: WriteErrorEpisode
+    private var needsReopen = false
+    private var lastIdentityCheck = ContinuousClock.now
+    private var lastSync = ContinuousClock.now
+    private var dirty = false
+    private let vectors = UnsafeMutablePointer<iovec>.allocate(capacity: LineWriter.maximumVectors)
+
+    static let maximumVectors = 1024
+    static let maximumBytesPerWrite = 8 * 1024 * 1024
+
+    init(
+        configuration: Configuration, output: FileOutput, selection: UpstreamSelection, upstreamNames: Set<String>?,
+        events: Bool, directory: UpstreamDirectory, registry: FlowControlRegistry, forcedExit: ForcedExit,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.output = output
+        self.selection = selection
+        self.upstreamNames = upstreamNames
+        self.events = events
+        self.directory = directory
+        self.registry = registry
+        self.forcedExit = forcedExit
+        self.logger = logger
+        self.machine = FileBufferStateMachine(capacity: configuration.capacity, policy: configuration.onFull)
+        self.episode = WriteErrorEpisode(initialDelay: configuration.retryInitial, maximumDelay: configuration.retryMax)
+    }
+
+    deinit {
+        vectors.deallocate()
+        output.close()
+    }
+
+    // MARK: Event-loop side
+
+    func enqueue(_ batch: EncodedBatch) {
+        signal.withLock {
+            if finished {
+                counters.droppedAfterStop += UInt64(batch.messageCount)
+                return
+            }
+            var pause = false
+            let total = batch.bytes.readableBytes
+            if batch.isWhollyWanted(by: selection, events: events) && machine.fits(total) {
+                if machine.admit(total) == .acceptedAndPause { pause = true }
+                queue.append(batch.bytes)
+            } else {
+                batch.forEachRun(selection: selection, events: events) { run in
+                    let bytes = batch.byteCount(of: run)
+                    if machine.fits(bytes) {
+                        if machine.admit(bytes) == .acceptedAndPause { pause = true }
+                        queue.append(batch.slice(run))
+                    } else {
+                        admitLineByLine(batch, run, pause: &pause)
+                    }
+                }
+            }
+            if writerSleeping { signal.signal() }
+            if pause { registry.pause(by: token, upstreams: upstreamNames) }
+        }
+    }
+
+    private func admitLineByLine(_ batch: EncodedBatch, _ run: Range<Int>, pause: inout Bool) {
+        var acceptedFrom = -1
+        for i in run {
+            let entry = batch.entries[i]
+            let bytes = Int(entry.end) - batch.start(of: i)
+            var accepted = true
+            if entry.isEvent {
+                machine.admitUnconditionally(bytes)
+            } else {
+                switch machine.admit(bytes) {
+                case .accepted: break
+                case .acceptedAndPause: pause = true
+                case .dropped:
+                    accepted = false
+                    machine.recordDrop(upstream: entry.upstream, seq: entry.seq)
+                }
+            }
+            if accepted {
+                if acceptedFrom < 0 { acceptedFrom = i }
+            } else if acceptedFrom >= 0 {
+                queue.append(batch.slice(acceptedFrom..<i))
+                acceptedFrom = -1
+            }
+        }
+        if acceptedFrom >= 0 { queue.append(batch.slice(acceptedFrom..<run.upperBound)) }
+    }
+
+    func requestReopen() {
+        signal.withLock {
+            reopenRequested = true
+            if writerSleeping { signal.signal() }
+        }
+    }
+
+    func requestStop(_ request: StopRequest) {
+        signal.withLock {
+            if request == .abort || stopRequest == .none { stopRequest = request }
+            signal.signal()
+        }
+    }
+
+    struct Snapshot: Sendable {
+        var counters: Counters
+        var buffered: Int
+        var capacity: Int
+        var dropped: UInt64
+        var pausing: Bool
+    }
+
+    var snapshot: Snapshot {
+        signal.withLock {
+            Snapshot(counters: counters, buffered: machine.buffered, capacity: machine.capacity,
+                     dropped: machine.totalDropped + counters.droppedAfterStop, pausing: machine.pausing)
+        }
+    }
+
+    // MARK: Writer thread
+
+    private enum Step {
+        case work(reopen: Bool)
+        case finish
+        case abort
+    }
+
+    /// Runs until a stop request has been carried out. Call once, on a thread that may block.
+    func runLoop() {
+        lastIdentityCheck = .now
+        lastSync = .now
+        loop: while true {
+            switch nextStep() {
+            case .abort:
+                abandon()
+                break loop
+            case .finish:
+                if dirty && configuration.fsync != .never { syncNow(.now) }
+                output.close()
+                signal.withLock { finished = true }
+                break loop
+            case .work(let reopen):
+                doWork(reopen: reopen)
+            }
+        }
+    }
+
+    private var hasPending: Bool { pendingHead < pending.count }
+
+    private func nextStep() -> Step {
+        signal.withLock {
+            while true {
+                if stopRequest == .abort { return .abort }
+                if !queue.isEmpty {
+                    if pending.isEmpty {
+                        swap(&pending, &queue)
+                    } else {
+                        pending.append(contentsOf: queue)
+                        queue.removeAll(keepingCapacity: true)
+                    }
+                }
+                let reopen = reopenRequested
+                reopenRequested = false
+                let now = ContinuousClock.now
+                let mayAct = episode.mayRetry(now: now)
+                if reopen || (hasPending && mayAct && output.isOpen) || housekeepingDue(now) {
+                    return .work(reopen: reopen)
+                }
+                if stopRequest == .drain && !hasPending { return .finish }
+                writerSleeping = true
+                signal.wait(until: nextWake(now))
+                writerSleeping = false
+            }
+        }
+    }
+
+    private func housekeepingDue(_ now: ContinuousClock.Instant) -> Bool {
+        if output.path != nil && now >= lastIdentityCheck + configuration.identityCheckInterval { return true }
+        if needsReopen && episode.mayRetry(now: now) { return true }
+        if dirty && configuration.fsync == .interval && now >= lastSync + configuration.fsyncInterval { return true }
+        return false
+    }
+
+    private func nextWake(_ now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        var wake: ContinuousClock.Instant? = nil
+        func consider(_ t: ContinuousClock.Instant) { wake = wake.map { min($0, t) } ?? t }
+        if output.path != nil { consider(lastIdentityCheck + configuration.identityCheckInterval) }
+        if dirty && configuration.fsync == .interval { consider(lastSync + configuration.fsyncInterval) }
+        if let retry = episode.retryAt, hasPending || needsReopen { consider(retry) }
+        return wake
+    }
+
+    private func doWork(reopen: Bool) {
+        var now = ContinuousClock.now
+        if reopen {
+            self.reopen(because: "reopen requested")
+        } else if output.path != nil && now >= lastIdentityCheck + configuration.identityCheckInterval {
+            lastIdentityCheck = now
+            if output.pathNamesAnotherFile() {
+                self.reopen(because: "the path no longer names the open file")
+            }
+        }
+        now = .now
+        if needsReopen && episode.mayRetry(now: now) {
+            self.reopen(because: "retrying")
+        }
+        if output.isOpen, let limit = configuration.rotateSize, output.size >= limit, !headPartial, hasPending {
+            rotate()
+        }
+        if output.isOpen && hasPending && episode.mayRetry(now: .now) {
+            writePending()
+        }
+        now = .now
+        if dirty {
+            switch configuration.fsync {
+            case .always: syncNow(now)
+            case .interval where now >= lastSync + configuration.fsyncInterval: syncNow(now)
+            default: break
+            }
+        }
+    }
+
+    /// One writev of the head of `pending`.
+    private func writePending() {
+        var count = 0
+        var bytes = 0
+        var index = pendingHead
+        var limit = Self.maximumBytesPerWrite
+        if let rotateSize = configuration.rotateSize {
+            // Stop near the rotation size, so files exceed it by at most one batch of lines.
+            limit = max(1, min(limit, rotateSize - output.size))
+        }
+        while index < pending.count && count < Self.maximumVectors && bytes < limit {
+            let length = pending[index].readableBytes
+            if length > 0 {
+                pending[index].withUnsafeReadableBytesWithStorageManagement { pointer, _ in
+                    // `pending` keeps the storage alive and unchanged until the writev below has returned.
+                    vectors[count] = iovec(iov_base: UnsafeMutableRawPointer(mutating: pointer.baseAddress!),
+                                           iov_len: pointer.count)
+                }
+                count += 1
+                bytes += length
+            }
+            index += 1
+        }
+        if count == 0 {
+            consume(0)
+            return
+        }
+        let result: Result<Int, SystemError> = forcedExit.whileWriting {
+            do throws(SystemError) { return .success(try output.write(vectors, count: count)) } catch { return .failure(error) }
+        }
+        switch result {
+        case .success(let n):
+            consume(n)
+            if n > 0 { dirty = true }
+            if let recovery = episode.succeeded(now: .now) { logRecovery(recovery) }
+        case .failure(let error):
+            failed(error)
+        }
+    }
+
+    /// Drops `n` written bytes from the head of `pending` and tells the state machine.
+    private func consume(_ n: Int) {
+        var remaining = n
+        while pendingHead < pending.count {
+            let length = pending[pendingHead].readableBytes
+            if remaining >= length {
+                remaining -= length
+                pendingHead += 1
+                headPartial = false
+            } else {
+                pending[pendingHead].moveReaderIndex(forwardBy: remaining)
+                headPartial = remaining > 0 || headPartial
+                remaining = 0
+                break
+            }
+        }
+        if pendingHead == pending.count {
+            pending.removeAll(keepingCapacity: pending.capacity <= 4096)
+            pendingHead = 0
+        } else if pendingHead >= 1024 {
+            pending.removeFirst(pendingHead)
+            pendingHead = 0
+        }
+        guard n > 0 else { return }
+        signal.withLock {
+            counters.bytesWritten += UInt64(n)
+            counters.failing = false
+            apply(machine.written(n))
+        }
+    }
+
+    /// Under the lock.
+    private func apply(_ action: FileBufferStateMachine.DrainAction) {
+        switch action {
+        case .none:
+            break
+        case .resume:
+            registry.resume(by: token)
+        case .writeGaps(let gaps):
+            var buffer = ByteBufferAllocator().buffer(capacity: 128 * gaps.count)
+            gapEncoder.appendGaps(gaps, names: directory, at: .now(), to: &buffer)
+            machine.admitUnconditionally(buffer.readableBytes)
+            queue.append(buffer)
+            let total = gaps.reduce(0) { $0 + $1.dropped }
+            logger.warning("\(configuration.label): writing again after dropping messages", metadata: [
+                "dropped": "\(total)",
+            ])
+        }
+    }
+
+    private func failed(_ error: SystemError) {
+        let now = ContinuousClock.now
+        let isNew = episode.failed(error.description, now: now)
+        signal.withLock {
+            counters.writeErrors += 1
+            counters.lastError = error.description
+            counters.failing = true
+        }
+        if isNew {
+            let buffered = signal.withLock { machine.buffered }
+            logger.error("\(configuration.label): \(error); keeping the data queued and retrying", metadata: [
+                "buffered_bytes": "\(buffered)",
+            ])
+        }
+    }
+
+    private func logRecovery(_ recovery: WriteErrorEpisode.Recovery) {
+        logger.notice("\(configuration.label): writing again", metadata: [
+            "failed_for": "\(Self.seconds(recovery.duration))",
+            "failed_attempts": "\(recovery.failures)",
+            "last_error": "\(recovery.lastError)",
+        ])
+    }
+
+    private static func seconds(_ d: Duration) -> String {
+        let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+        let fraction = String(ms % 1000)
+        return "\(ms / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)s"
+    }
+
+    private func syncNow(_ now: ContinuousClock.Instant) {
+        lastSync = now
+        dirty = false
+        do throws(SystemError) {
+            try output.sync()
+        } catch {
+            signal.withLock {
+                counters.writeErrors += 1
+                counters.lastError = error.description
+            }
+            logger.error("\(configuration.label): \(error)")
+        }
+    }
+
+    private func finishPartialLine() {
+        guard headPartial, output.isOpen else { return }
+        // The rest of a line whose start is already in the old file goes there too, not into the new one.
+        var attempts = 0
+        while headPartial && attempts < 100 {
+            attempts += 1
+            let before = pendingHead
+            let head = pending[pendingHead]
+            let result: Result<Int, SystemError> = forcedExit.whileWriting {
+                head.withUnsafeReadableBytes { raw in
+                    var v = iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress!), iov_len: raw.count)
+                    do throws(SystemError) { return .success(try output.write(&v, count: 1)) } catch { return .failure(error) }
+                }
+            }
+            guard case .success(let n) = result else { break }
+            consume(n)
+            if pendingHead != before { headPartial = false }
+        }
+        if headPartial {
+            // The old file cannot take it: the rest goes to the new file rather than being lost.
+            headPartial = false
+        }
+    }
+
+    private func reopen(because reason: String) {
+        guard case .path = output.target else { return }
+        finishPartialLine()
+        if output.isOpen {
+            if dirty && configuration.fsync != .never { syncNow(.now) }
+            output.close()
+        }
+        lastIdentityCheck = .now
+        do throws(SystemError) {
+            try output.open()
+            needsReopen = false
+            signal.withLock { counters.reopens += 1 }
+            logger.info("\(configuration.label): reopened (\(reason))")
+            if let recovery = episode.succeeded(now: .now) { logRecovery(recovery) }
+        } catch {
+            needsReopen = true
+            failed(error)
+        }
+    }
+
+    private func rotate() {
+        if dirty && configuration.fsync != .never { syncNow(.now) }
+        do throws(SystemError) {
+            try output.rotate(keep: configuration.rotateKeep)
+            needsReopen = false
+            logger.info("\(configuration.label): rotated")
+        } catch {
+            needsReopen = !output.isOpen
+            failed(error)
+        }
+        lastIdentityCheck = .now
+    }
+
+    private func abandon() {
+        let lost = pending[pendingHead...].reduce(0) { $0 + $1.readableBytes }
+        pending.removeAll()
+        pendingHead = 0
+        output.close()
+        let queued = signal.withLock {
+            finished = true
+            let bytes = queue.reduce(0) { $0 + $1.readableBytes }
+            queue.removeAll()
+            return bytes
+        }
+        if lost + queued > 0 {
+            logger.error("\(configuration.label): stopped before everything was written", metadata: [
+                "lost_bytes": "\(lost + queued)",
+            ])
+        }
+    }
+}
+

@@ -1,0 +1,136 @@
+import NIOCore
+
+/// Receives every upstream's read bursts and hands them to the sinks that take them.
+///
+/// For each `deliver` call it encodes each message at most once per format in use (`envelope`, `raw`) into
+/// one `ByteBuffer` per format, and gives every line sink of that format the same buffer (sinks that take
+/// only some upstreams slice it at line boundaries). Journal sinks get the events themselves. Nothing here
+/// blocks or takes a per-message lock: the only lock is one read of the upstream directory per call.
+///
+/// It is also the registry of upstream flow controls, which file/stdout sinks under `on_full = "block"` use
+/// to pause and resume the upstreams that feed them.
+public final class MessageRouter: RelayEventConsumer, Sendable {
+    let directory: UpstreamDirectory
+    let registry: FlowControlRegistry
+    private let lineSinks: [any LineSink]
+    private let eventSinks: [any RelayEventSink]
+    private let hasEnvelopeSinks: Bool
+    private let hasRawSinks: Bool
+    private let allocator = ByteBufferAllocator()
+
+    init(directory: UpstreamDirectory, registry: FlowControlRegistry, lineSinks: [any LineSink], eventSinks: [any RelayEventSink]) {
+        self.directory = directory
+        self.registry = registry
+        self.lineSinks = lineSinks
+        self.eventSinks = eventSinks
+        hasEnvelopeSinks = lineSinks.contains { $0.format == .envelope }
+        hasRawSinks = lineSinks.contains { $0.format == .raw }
+    }
+
+    public func register(upstream: String, flowControl: any UpstreamFlowControl) {
+        registry.register(upstream: upstream, flowControl: flowControl)
+    }
+
+    public func unregister(upstream: String) {
+        registry.unregister(upstream: upstream)
+    }
+
+    public func deliver(_ events: [RelayEvent]) {
+        guard !events.isEmpty else { return }
+        for sink in eventSinks { sink.enqueue(events) }
+        guard hasEnvelopeSinks || hasRawSinks else { return }
+
+        var payloadBytes = 0
+        for event in events {
+            if case .message(let m) = event { payloadBytes &+= m.payload.readableBytes }
+        }
+        var snapshot = directory.snapshot
+        var encoder = EnvelopeEncoder()
+        let lines = events.count
+        var envelope = EncodedBatchBuilder(
+            allocator: allocator,
+            capacity: hasEnvelopeSinks ? payloadBytes + payloadBytes / 8 + 140 * lines : 0,
+            lines: hasEnvelopeSinks ? lines : 0)
+        var raw = EncodedBatchBuilder(
+            allocator: allocator,
+            capacity: hasRawSinks ? payloadBytes + lines : 0,
+            lines: hasRawSinks ? lines : 0)
+
+        var lastName: String? = nil
+        var id: UInt16 = 0
+        var needs = Needs()
+        for event in events {
+            let name = event.upstream
+            if name != lastName {
+                lastName = name
+                if let known = snapshot.id(of: name) {
+                    id = known
+                } else {
+                    (id, snapshot) = directory.id(for: name)
+                }
+                needs = Needs(id: id, sinks: lineSinks)
+            }
+            switch event {
+            case .message(let message):
+                if needs.envelope {
+                    encoder.appendEnvelope(message, upstreamPrefix: snapshot.envelopePrefixes[Int(id)], to: &envelope.bytes)
+                    envelope.endLine(upstream: id, isEvent: false, seq: message.seq)
+                }
+                if needs.raw {
+                    encoder.appendRaw(message, to: &raw.bytes)
+                    raw.endLine(upstream: id, isEvent: false, seq: message.seq)
+                }
+            case .connected(let upstream, let epoch, let at):
+                if needs.envelopeEvents {
+                    encoder.appendConnected(upstream: upstream, epoch: epoch, at: at, to: &envelope.bytes)
+                    envelope.endLine(upstream: id, isEvent: true, seq: 0)
+                }
+                if needs.rawEvents {
+                    encoder.appendConnected(upstream: upstream, epoch: epoch, at: at, to: &raw.bytes)
+                    raw.endLine(upstream: id, isEvent: true, seq: 0)
+                }
+            case .disconnected(let upstream, let epoch, let code, let reason, let at):
+                if needs.envelopeEvents {
+                    encoder.appendDisconnected(upstream: upstream, epoch: epoch, code: code, reason: reason, at: at, to: &envelope.bytes)
+                    envelope.endLine(upstream: id, isEvent: true, seq: 0)
+                }
+                if needs.rawEvents {
+                    encoder.appendDisconnected(upstream: upstream, epoch: epoch, code: code, reason: reason, at: at, to: &raw.bytes)
+                    raw.endLine(upstream: id, isEvent: true, seq: 0)
+                }
+            }
+        }
+
+        let envelopeBatch = envelope.entries.isEmpty ? nil : envelope.finish()
+        let rawBatch = raw.entries.isEmpty ? nil : raw.finish()
+        for sink in lineSinks {
+            switch sink.format {
+            case .envelope: if let envelopeBatch { sink.enqueue(envelopeBatch) }
+            case .raw: if let rawBatch { sink.enqueue(rawBatch) }
+            }
+        }
+    }
+
+    /// Which encodings the current upstream needs, from the sinks that take it.
+    private struct Needs {
+        var envelope = false
+        var raw = false
+        var envelopeEvents = false
+        var rawEvents = false
+
+        init() {}
+
+        init(id: UInt16, sinks: [any LineSink]) {
+            for sink in sinks where sink.selection.contains(id) {
+                switch sink.format {
+                case .envelope:
+                    envelope = true
+                    if sink.wantsEvents { envelopeEvents = true }
+                case .raw:
+                    raw = true
+                    if sink.wantsEvents { rawEvents = true }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,358 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import Synchronization
+
+/// Numbers of one subscriber that status output reads from other threads.
+final class SubscriberStats: Sendable {
+    let credentials: PeerCredentials
+    let connectedAt: WallClockTime
+    let queueCapacity: Int
+    let queued = Atomic<Int>(0)
+    let bytesWritten = Atomic<UInt64>(0)
+    let dropped = Atomic<UInt64>(0)
+    /// Its `subscribe` list; empty means everything the socket carries.
+    let upstreams = NIOLockedValueBox<[String]>([])
+
+    init(credentials: PeerCredentials, connectedAt: WallClockTime, queueCapacity: Int) {
+        self.credentials = credentials
+        self.connectedAt = connectedAt
+        self.queueCapacity = queueCapacity
+    }
+
+    var status: SubscriberStatus {
+        SubscriberStatus(
+            pid: credentials.pid, uid: credentials.uid, gid: credentials.gid, connectedAt: connectedAt,
+            queuedBytes: queued.load(ordering: .relaxed), queueCapacity: queueCapacity,
+            bytesWritten: bytesWritten.load(ordering: .relaxed), dropped: dropped.load(ordering: .relaxed),
+            upstreams: upstreams.withLockedValue { $0 })
+    }
+}
+
+/// One subscriber connection of a Unix socket sink, on its channel's event loop.
+///
+/// - On connect: reads `SO_PEERCRED`; a peer not in `allow_uids`/`allow_gids` gets an error line and is
+///   closed. Otherwise it joins its loop's `SubscriberShard` and receives every line from then on.
+/// - Outgoing: the lines of each batch it takes are written as slices of the shared batch buffer and flushed
+///   once per batch. `SubscriberQueue` counts the bytes not yet taken by the kernel (decremented when the
+///   flush's write promise completes) and applies `slow_consumer`.
+/// - Incoming: `{"subscribe":[...]}` lines narrow or widen what it receives (answered with
+///   `{"ok":"subscribe","upstreams":[...]}`); anything else is answered with `{"error":"..."}` and ignored.
+///   A line over 64 KiB is refused and skipped up to its newline.
+final class SubscriberHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case starting, active, closed
+    }
+
+    private let sink: UnixSocketSink
+    private var state = State.starting
+    private var context: ChannelHandlerContext? = nil
+    private var shard: SubscriberShard? = nil
+    /// Position in the shard's array, for O(1) removal.
+    var shardIndex = -1
+
+    private var queue: SubscriberQueue
+    private var selection: UpstreamSelection
+    private var stats: SubscriberStats? = nil
+    private var credentials = PeerCredentials.unknown
+
+    /// The last write of the current batch, held back so the flush can carry the accounting promise.
+    private var heldWrite: ByteBuffer? = nil
+    private var unflushedBytes = 0
+    private var closeWhenEmpty = false
+
+    private var input: ByteBuffer? = nil
+    private var skippingLongLine = false
+
+    init(sink: UnixSocketSink) {
+        self.sink = sink
+        self.queue = SubscriberQueue(limit: sink.unix.queue, policy: sink.unix.slowConsumer)
+        self.selection = sink.selection
+    }
+
+    // MARK: Lifecycle
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.context = context
+        PeerCredentials.of(context.channel).assumeIsolated().whenComplete { result in
+            self.start(credentials: (try? result.get()) ?? .unknown)
+        }
+        context.fireChannelActive()
+    }
+
+    private func start(credentials: PeerCredentials) {
+        guard let context, state == .starting else { return }
+        self.credentials = credentials
+        guard credentials.isAllowed(uids: sink.unix.allowUIDs, gids: sink.unix.allowGIDs) else {
+            sink.logger.warning("unix sink \(sink.name): refused a subscriber", metadata: [
+                "pid": "\(credentials.pid)", "uid": "\(credentials.uid)", "gid": "\(credentials.gid)",
+            ])
+            state = .closed
+            let line = SubscribeRequest.errorLine("permission denied: uid \(credentials.uid) is not allowed on this socket")
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: line))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+            return
+        }
+        guard let shard = sink.shard(for: context.eventLoop), shard.add(self) else {
+            state = .closed
+            context.close(promise: nil)
+            return
+        }
+        self.shard = shard
+        let stats = SubscriberStats(credentials: credentials, connectedAt: .now(), queueCapacity: queue.limit)
+        self.stats = stats
+        sink.subscriberJoined(stats)
+        state = .active
+        sink.logger.debug("unix sink \(sink.name): subscriber connected", metadata: [
+            "pid": "\(credentials.pid)", "uid": "\(credentials.uid)",
+        ])
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        leave()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        leave()
+        self.context = nil
+    }
+
+    private func leave() {
+        state = .closed
+        shard?.remove(self)
+        shard = nil
+        heldWrite = nil
+        if let stats {
+            sink.subscriberLeft(stats)
+            self.stats = nil
+            sink.logger.debug("unix sink \(sink.name): subscriber disconnected", metadata: [
+                "pid": "\(credentials.pid)", "uid": "\(credentials.uid)",
+                "bytes_written": "\(stats.bytesWritten.load(ordering: .relaxed))",
+                "dropped": "\(queue.totalDropped)",
+            ])
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A reset or broken pipe from a subscriber ends that subscriber, nothing else.
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The subscriber closed its sending side (`shutdown(SHUT_WR)`): keep sending to it.
+        if let event = event as? ChannelEvent, event == .inputClosed { return }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Shutdown: close once the queue is empty (or at once with `force`).
+    func closeWhenDrained(force: Bool) {
+        guard let context, state != .closed else { return }
+        flush()
+        if force || queue.queued == 0 {
+            state = .closed
+            context.close(promise: nil)
+        } else {
+            closeWhenEmpty = true
+        }
+    }
+
+    // MARK: Outgoing
+
+    func deliver(_ batch: EncodedBatch) {
+        guard state == .active, !closeWhenEmpty else { return }
+        let events = sink.wantsEvents
+        if batch.isWhollyWanted(by: selection, events: events) {
+            send(batch, 0..<batch.entries.count)
+        } else {
+            batch.forEachRun(selection: selection, events: events) { run in send(batch, run) }
+        }
+        flush()
+    }
+
+    private func send(_ batch: EncodedBatch, _ run: Range<Int>) {
+        guard state == .active, !run.isEmpty else { return }
+        let bytes = batch.byteCount(of: run)
+        if queue.fits(bytes) {
+            _ = queue.admit(bytes)
+            write(batch.slice(run), bytes: bytes)
+            return
+        }
+        switch queue.policy {
+        case .disconnect:
+            if queue.admit(bytes) == .disconnect { disconnectSlow(rejected: bytes) }
+        case .drop:
+            var acceptedFrom = -1
+            var acceptedBytes = 0
+            for i in run {
+                let entry = batch.entries[i]
+                let size = Int(entry.end) - batch.start(of: i)
+                var accepted = true
+                if entry.isEvent {
+                    queue.admitUnconditionally(size)
+                } else if queue.admit(size) != .accepted {
+                    accepted = false
+                    queue.recordDrop(upstream: entry.upstream, seq: entry.seq)
+                    sink.countDrop()
+                }
+                if accepted {
+                    if acceptedFrom < 0 { acceptedFrom = i }
+                    acceptedBytes += size
+                } else if acceptedFrom >= 0 {
+                    write(batch.slice(acceptedFrom..<i), bytes: acceptedBytes)
+                    acceptedFrom = -1
+                    acceptedBytes = 0
+                }
+            }
+            if acceptedFrom >= 0 { write(batch.slice(acceptedFrom..<run.upperBound), bytes: acceptedBytes) }
+            stats?.dropped.store(queue.totalDropped, ordering: .relaxed)
+        }
+    }
+
+    private func write(_ buffer: ByteBuffer, bytes: Int) {
+        guard let context else { return }
+        if let previous = heldWrite {
+            context.write(wrapOutboundOut(previous), promise: nil)
+        }
+        heldWrite = buffer
+        unflushedBytes += bytes
+    }
+
+    private func flush() {
+        guard let context, let last = heldWrite else { return }
+        heldWrite = nil
+        let bytes = unflushedBytes
+        unflushedBytes = 0
+        stats?.queued.store(queue.queued, ordering: .relaxed)
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            self.completed(bytes, success: (try? result.get()) != nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(last), promise: promise)
+    }
+
+    private func completed(_ bytes: Int, success: Bool) {
+        let gaps = queue.completed(bytes)
+        if let stats {
+            stats.queued.store(queue.queued, ordering: .relaxed)
+            if success { stats.bytesWritten.add(UInt64(bytes), ordering: .relaxed) }
+        }
+        if success { sink.countWritten(bytes) }
+        guard state == .active else { return }
+        if let gaps {
+            var buffer = ByteBufferAllocator().buffer(capacity: 128 * gaps.count)
+            var encoder = EnvelopeEncoder()
+            encoder.appendGaps(gaps, names: sink.directory, at: .now(), to: &buffer)
+            queue.admitUnconditionally(buffer.readableBytes)
+            write(buffer, bytes: buffer.readableBytes)
+            flush()
+        }
+        if closeWhenEmpty && queue.queued == 0 && heldWrite == nil {
+            state = .closed
+            context?.close(promise: nil)
+        }
+    }
+
+    private func disconnectSlow(rejected: Int) {
+        guard let context else { return }
+        state = .closed
+        sink.countSlowDisconnect()
+        sink.logger.warning("unix sink \(sink.name): disconnected a slow subscriber", metadata: [
+            "pid": "\(credentials.pid)", "uid": "\(credentials.uid)",
+            "queued_bytes": "\(queue.queued)", "queue_limit": "\(queue.limit)",
+            "bytes_written": "\(stats?.bytesWritten.load(ordering: .relaxed) ?? 0)",
+        ])
+        heldWrite = nil
+        unflushedBytes = 0
+        context.close(promise: nil)
+    }
+
+    /// Replies and error lines: never dropped, and they count towards the queue.
+    private func reply(_ line: [UInt8]) {
+        guard state == .active || state == .starting else { return }
+        queue.admitUnconditionally(line.count)
+        write(ByteBuffer(bytes: line), bytes: line.count)
+        flush()
+    }
+
+    // MARK: Incoming
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        guard state == .active else { return }
+        if input == nil {
+            input = bytes
+        } else {
+            input!.writeBuffer(&bytes)
+        }
+        processInput()
+    }
+
+    private func processInput() {
+        while var buffer = input, buffer.readableBytes > 0 {
+            guard let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else {
+                if buffer.readableBytes > SubscribeRequest.maximumLineLength {
+                    if !skippingLongLine { reply(SubscribeRequest.errorLine(SubscribeRequest.Failure.lineTooLong.description)) }
+                    skippingLongLine = true
+                    input = nil
+                } else {
+                    input = buffer
+                }
+                return
+            }
+            let length = newline - buffer.readerIndex
+            let line = buffer.readSlice(length: length)!
+            buffer.moveReaderIndex(forwardBy: 1)
+            input = buffer.readableBytes > 0 ? buffer : nil
+            if skippingLongLine {
+                skippingLongLine = false
+                continue
+            }
+            if line.readableBytes > SubscribeRequest.maximumLineLength {
+                reply(SubscribeRequest.errorLine(SubscribeRequest.Failure.lineTooLong.description))
+                continue
+            }
+            handleLine(line)
+            guard state == .active else { return }
+        }
+        if input?.readableBytes == 0 { input = nil }
+    }
+
+    private func handleLine(_ line: ByteBuffer) {
+        let view = line.readableBytesView
+        if view.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
+        switch SubscribeRequest.parse(view) {
+        case .failure(let failure):
+            reply(SubscribeRequest.errorLine(failure.description))
+        case .success(.subscribe(let names)):
+            subscribe(names)
+        }
+    }
+
+    private func subscribe(_ names: [String]) {
+        let snapshot = sink.directory.snapshot
+        if names.isEmpty {
+            selection = sink.selection
+        } else {
+            var ids: [UInt16] = []
+            var unknown: [String] = []
+            for name in names {
+                if let id = snapshot.id(of: name), sink.selection.contains(id) { ids.append(id) } else { unknown.append(name) }
+            }
+            guard unknown.isEmpty else {
+                let carried = sink.selection.names(in: snapshot)
+                let list = unknown.map { "\"\($0)\"" }.joined(separator: ", ")
+                reply(SubscribeRequest.errorLine(
+                    "unknown upstream \(list); this socket carries: \(carried.joined(separator: ", "))"))
+                return
+            }
+            selection = UpstreamSelection(ids: ids)
+        }
+        stats?.upstreams.withLockedValue { $0 = names }
+        reply(SubscribeRequest.okLine(upstreams: selection.names(in: snapshot)))
+    }
+}

@@ -1,0 +1,131 @@
+import Glibc
+import Logging
+
+/// File-system work around a Unix socket path: replacing a stale socket file, refusing to steal a live one,
+/// and giving the socket its configured mode and owner.
+enum UnixSocketPath {
+    struct PathProblem: Error, Sendable {
+        var message: String
+    }
+
+    /// What is at `path` before binding.
+    enum Existing: Sendable, Equatable {
+        case nothing
+        /// A socket file nobody listens on (ECONNREFUSED): safe to remove.
+        case stale
+        /// Another process accepts connections on it.
+        case live
+        case notASocket
+        case unknown(String)
+    }
+
+    static func probe(_ path: String) -> Existing {
+        var st = stat()
+        if lstat(path, &st) != 0 {
+            return errno == ENOENT ? .nothing : .unknown(SystemError.describe(errno))
+        }
+        guard (st.st_mode & S_IFMT) == S_IFSOCK else { return .notASocket }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return .unknown(SystemError.describe(errno)) }
+        defer { close(fd) }
+        let result = withSocketAddress(path) { address, length in connect(fd, address, length) }
+        switch result {
+        case .success(0): return .live
+        case .success: break
+        case .failure(let problem): return .unknown(problem.message)
+        }
+        switch errno {
+        case ECONNREFUSED: return .stale
+        case EINPROGRESS, EAGAIN: return .live  // a listener whose backlog is full is still alive
+        default: return .unknown(SystemError.describe(errno))
+        }
+    }
+
+    /// Makes `path` free for bind: nothing there, or a stale socket that is removed. Throws a startup error.
+    static func prepare(_ path: String, logger: Logger) throws(SinkSetupError) {
+        switch probe(path) {
+        case .nothing:
+            return
+        case .stale:
+            if unlink(path) != 0 && errno != ENOENT {
+                throw SinkSetupError("unix sink \(path): cannot remove the stale socket: \(SystemError.describe(errno))")
+            }
+            logger.info("unix sink \(path): removed a stale socket file")
+        case .live:
+            throw SinkSetupError("unix sink \(path): another process is already listening on this socket (is another wsrelay running?)")
+        case .notASocket:
+            throw SinkSetupError("unix sink \(path): the path exists and is not a socket; refusing to replace it")
+        case .unknown(let message):
+            throw SinkSetupError("unix sink \(path): cannot check the existing socket: \(message)")
+        }
+    }
+
+    static func applyMode(_ path: String, mode: UInt32, owner: String?, group: String?) throws(SinkSetupError) {
+        if chmod(path, mode_t(mode)) != 0 {
+            throw SinkSetupError("unix sink \(path): chmod \(String(mode, radix: 8)): \(SystemError.describe(errno))")
+        }
+        guard owner != nil || group != nil else { return }
+        var uid = uid_t.max
+        var gid = gid_t.max
+        if let owner {
+            guard let resolved = userID(owner) else { throw SinkSetupError("unix sink \(path): unknown owner \"\(owner)\"") }
+            uid = resolved
+        }
+        if let group {
+            guard let resolved = groupID(group) else { throw SinkSetupError("unix sink \(path): unknown group \"\(group)\"") }
+            gid = resolved
+        }
+        if chown(path, uid, gid) != 0 {
+            throw SinkSetupError("unix sink \(path): chown \(owner ?? ""):\(group ?? ""): \(SystemError.describe(errno))")
+        }
+    }
+
+    /// A user name or a numeric uid.
+    static func userID(_ name: String) -> uid_t? {
+        if let n = UInt32(name) { return n }
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>? = nil
+        var buffer = [CChar](repeating: 0, count: 16384)
+        let rc = getpwnam_r(name, &entry, &buffer, buffer.count, &result)
+        guard rc == 0, result != nil else { return nil }
+        return entry.pw_uid
+    }
+
+    static func groupID(_ name: String) -> gid_t? {
+        if let n = UInt32(name) { return n }
+        var entry = group()
+        var result: UnsafeMutablePointer<group>? = nil
+        var buffer = [CChar](repeating: 0, count: 16384)
+        let rc = getgrnam_r(name, &entry, &buffer, buffer.count, &result)
+        guard rc == 0, result != nil else { return nil }
+        return entry.gr_gid
+    }
+
+    /// (device, inode) of the file at `path`, to remove only our own socket at shutdown.
+    static func identity(_ path: String) -> (UInt64, UInt64)? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return nil }
+        return (UInt64(st.st_dev), UInt64(st.st_ino))
+    }
+
+    /// Calls `body` with a `sockaddr_un` for `path`; fails when the path is too long.
+    static func withSocketAddress<T>(
+        _ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T
+    ) -> Result<T, PathProblem> {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard bytes.count < capacity else {
+            return .failure(PathProblem(message: "path too long for a Unix socket (\(bytes.count) bytes, at most \(capacity - 1))"))
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let value = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return .success(value)
+    }
+}

@@ -1,0 +1,179 @@
+import Foundation
+import NIOCore
+import Testing
+@testable import WSRelayCore
+
+@Suite("EnvelopeEncoder")
+struct EnvelopeEncoderTests {
+    /// 2026-11-21T10:00:00.123456Z
+    static let t = WallClockTime(microsecondsSinceEpoch: 1_795_255_200_123_456)
+
+    static func message(_ payload: [UInt8], kind: ReceivedMessage.Kind = .text, upstream: String = "market",
+                        epoch: UInt64 = 3, seq: UInt64 = 1042, at: WallClockTime = t) -> ReceivedMessage {
+        ReceivedMessage(upstream: upstream, epoch: epoch, seq: seq, receivedAt: at, kind: kind, payload: ByteBuffer(bytes: payload))
+    }
+
+    static func envelope(_ m: ReceivedMessage) -> String {
+        var encoder = EnvelopeEncoder()
+        var buffer = ByteBuffer()
+        encoder.appendEnvelope(m, to: &buffer)
+        return String(buffer: buffer)
+    }
+
+    static func escaped(_ bytes: [UInt8]) -> String {
+        var out = [UInt8](repeating: 0, count: JSONStringEscaper.maximumOutputSize(forInputSize: bytes.count))
+        let n = bytes.withUnsafeBytes { src in out.withUnsafeMutableBytes { JSONStringEscaper.escape(src, into: $0.baseAddress!) } }
+        return String(decoding: out.prefix(n), as: UTF8.self)
+    }
+
+    @Test func exampleFromTheSpecification() {
+        let line = Self.envelope(Self.message(Array(#"{"p":1}"#.utf8)))
+        #expect(line == #"{"upstream":"market","epoch":3,"seq":1042,"ts":"2026-11-21T10:00:00.123456Z","type":"text","data":"{\"p\":1}"}"# + "\n")
+    }
+
+    @Test func binaryIsBase64() {
+        let line = Self.envelope(Self.message([0, 1, 2, 0xFF, 0xFE], kind: .binary, seq: 7))
+        #expect(line == #"{"upstream":"market","epoch":3,"seq":7,"ts":"2026-11-21T10:00:00.123456Z","type":"binary","data":"AAEC//4="}"# + "\n")
+    }
+
+    @Test func emptyPayloads() {
+        #expect(Self.envelope(Self.message([])).hasSuffix(#""type":"text","data":""}"# + "\n"))
+        #expect(Self.envelope(Self.message([], kind: .binary)).hasSuffix(#""type":"binary","data":""}"# + "\n"))
+    }
+
+    @Test func escapesQuotesBackslashesAndControlCharacters() {
+        #expect(Self.escaped(Array("a\"b\\c".utf8)) == #"a\"b\\c"#)
+        #expect(Self.escaped([0x08, 0x0C, 0x0A, 0x0D, 0x09]) == #"\b\f\n\r\t"#)
+        #expect(Self.escaped([0x00, 0x01, 0x1F, 0x7F]) == "\\u0000\\u0001\\u001f\u{7F}")
+        #expect(Self.escaped(Array("/".utf8)) == "/")
+    }
+
+    @Test func keepsValidUnicodeAndReplacesInvalidBytes() {
+        #expect(Self.escaped(Array("é€😀 ok".utf8)) == "é€😀 ok")
+        // Lone continuation byte, truncated sequence, overlong, surrogate, above U+10FFFF.
+        #expect(Self.escaped([0x80]) == "\\ufffd")
+        #expect(Self.escaped([0x61, 0xE2, 0x82]) == "a\\ufffd\\ufffd")
+        #expect(Self.escaped([0xC0, 0xAF]) == "\\ufffd\\ufffd")
+        #expect(Self.escaped([0xED, 0xA0, 0x80]) == "\\ufffd\\ufffd\\ufffd")
+        #expect(Self.escaped([0xF4, 0x90, 0x80, 0x80]) == "\\ufffd\\ufffd\\ufffd\\ufffd")
+        #expect(Self.escaped([0xF0, 0x9F, 0x98, 0x80, 0xFF]) == "😀\\ufffd")
+    }
+
+    /// The eight-byte fast path must agree with a byte-by-byte reference on every input.
+    @Test func fastPathMatchesReference() throws {
+        var rng = SinkTestRandom(seed: 42)
+        let alphabet: [UInt8] = Array("abcXYZ019 {}[]:,\"\\".utf8) + [0x00, 0x0A, 0x1F, 0x7F, 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0x80, 0xFF]
+        for _ in 0..<2000 {
+            let length = Int(rng.next() % 40)
+            let bytes = (0..<length).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+            let fast = Self.escaped(bytes)
+            let reference = bytes.chunked().map { Self.escaped($0) }.joined()
+            #expect(fast == reference, "\(bytes)")
+            // And it is always a valid JSON string.
+            let parsed = try JSONSerialization.jsonObject(with: Data("\"\(fast)\"".utf8), options: [.fragmentsAllowed])
+            #expect(parsed is String)
+        }
+    }
+
+    @Test func everyLineIsValidJSONWithTheOriginalText() throws {
+        let text = "line1\nline2\t\"quoted\" \\ é 😀 \u{0001}"
+        let line = Self.envelope(Self.message(Array(text.utf8)))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["data"] as? String == text)
+        #expect(object["upstream"] as? String == "market")
+        #expect(object["seq"] as? Int == 1042)
+        #expect(!line.dropLast().contains("\n"))
+    }
+
+    @Test func upstreamNamesAreEscaped() {
+        let line = Self.envelope(Self.message([0x41], upstream: "we\"ird"))
+        #expect(line.hasPrefix(#"{"upstream":"we\"ird","epoch":3,"#))
+    }
+
+    @Test func numbersAtTheirLimits() {
+        let line = Self.envelope(Self.message([], epoch: 0, seq: .max))
+        #expect(line.contains(#""epoch":0,"seq":18446744073709551615,"#))
+    }
+
+    @Test func timestampsKeepMicrosecondsAcrossSecondsAndCache() {
+        var encoder = EnvelopeEncoder()
+        var buffer = ByteBuffer()
+        let base = Self.t.microsecondsSinceEpoch - 123_456
+        for offset: Int64 in [0, 999_999, 1_000_000, 1_000_007, 86_400_000_000] {
+            encoder.appendEnvelope(Self.message([], at: WallClockTime(microsecondsSinceEpoch: base + offset)), to: &buffer)
+        }
+        let stamps = String(buffer: buffer).split(separator: "\n").map { line -> String in
+            let start = line.range(of: #""ts":""#)!.upperBound
+            return String(line[start...].prefix(27))
+        }
+        #expect(stamps == [
+            "2026-11-21T10:00:00.000000Z", "2026-11-21T10:00:00.999999Z", "2026-11-21T10:00:01.000000Z",
+            "2026-11-21T10:00:01.000007Z", "2026-11-22T10:00:00.000000Z",
+        ])
+    }
+
+    @Test func rawFormat() {
+        let encoder = EnvelopeEncoder()
+        var buffer = ByteBuffer()
+        encoder.appendRaw(Self.message(Array(#"{"p":1}"#.utf8)), to: &buffer)
+        encoder.appendRaw(Self.message([0xFF, 0x00], kind: .binary), to: &buffer)
+        #expect(String(buffer: buffer) == "{\"p\":1}\n/wA=\n")
+    }
+
+    @Test func eventRecords() {
+        var encoder = EnvelopeEncoder()
+        var buffer = ByteBuffer()
+        encoder.appendConnected(upstream: "market", epoch: 3, at: Self.t, to: &buffer)
+        encoder.appendDisconnected(upstream: "market", epoch: 3, code: 1006, reason: "said \"bye\"", at: Self.t, to: &buffer)
+        encoder.appendGap(upstream: "market", dropped: 17, firstSeq: 1025, lastSeq: 1041, at: Self.t, to: &buffer)
+        #expect(String(buffer: buffer) == """
+            {"event":"connected","upstream":"market","epoch":3,"ts":"2026-11-21T10:00:00.123456Z"}
+            {"event":"disconnected","upstream":"market","epoch":3,"code":1006,"reason":"said \\"bye\\"","ts":"2026-11-21T10:00:00.123456Z"}
+            {"event":"gap","upstream":"market","dropped":17,"first_seq":1025,"last_seq":1041,"ts":"2026-11-21T10:00:00.123456Z"}
+
+            """)
+    }
+
+    @Test func base64RoundTrips() {
+        var rng = SinkTestRandom(seed: 7)
+        for length in 0..<40 {
+            let bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let encoded = Base64.encode(bytes)
+            #expect(encoded == Data(bytes).base64EncodedString())
+            #expect(Base64.decode(encoded.utf8) == bytes)
+        }
+        #expect(Base64.decode("a$==".utf8) == nil)
+        #expect(Base64.decode("Zg".utf8) == [0x66])
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Splits into single bytes, except that well-formed multi-byte UTF-8 sequences stay together.
+    fileprivate func chunked() -> [[UInt8]] {
+        var chunks: [[UInt8]] = []
+        var i = 0
+        while i < count {
+            var length = 1
+            if self[i] >= 0x80 {
+                length = withUnsafeBufferPointer { JSONStringEscaper.validSequenceLength($0.baseAddress! + i, remaining: count - i) }
+                if length == 0 { length = 1 }
+            }
+            chunks.append(Array(self[i..<i + length]))
+            i += length
+        }
+        return chunks
+    }
+}
+
+/// SplitMix64, for reproducible random inputs in sink tests.
+struct SinkTestRandom: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
