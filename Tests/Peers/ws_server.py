@@ -43,7 +43,7 @@ async def handler(ws):
         if binary:
             payload = n.to_bytes(8, "big") + bytes([0xAB]) * 24
         else:
-            payload = json.dumps({"n": n, "peer": "python-websockets", "text": "h\u00e9llo \u2603"})
+            payload = json.dumps({"n": n, "peer": "python-websockets", "text": "h\u00e9llo \u2603"}, ensure_ascii=False)
         if fragments > 1:
             step = max(1, len(payload) // fragments)
             pieces = [payload[i:i + step] for i in range(0, len(payload), step)]

@@ -80,6 +80,7 @@ public final class Daemon {
             tasks.cancelAll()
         }
         board.finish()
+        notifier.flush()
         launch.pidFile?.remove()
         logger.notice("wsrelay stopped", metadata: ["exit_status": "\(exitCode.rawValue)"])
         return exitCode.rawValue

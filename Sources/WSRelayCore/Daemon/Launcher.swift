@@ -20,6 +20,7 @@ public struct PreparedLaunch: @unchecked Sendable {
 /// documented exit status (78 for a bad config) — nothing has started that would need a graceful shutdown.
 public enum Launcher {
     public static func prepare(_ options: LaunchOptions, environment: [String: String]) -> PreparedLaunch {
+        resetInheritedSignalState()
         signal(SIGPIPE, SIG_IGN)
 
         let loaded: LoadedConfiguration
@@ -74,6 +75,15 @@ public enum Launcher {
             logLevel: control,
             logDestination: destination
         )
+    }
+
+    /// daemon(7): whoever started us may have left signals blocked or ignored (a thread of a test runner, a
+    /// shell with `trap '' HUP`); start from the defaults so SIGTERM and SIGHUP mean what the docs say.
+    static func resetInheritedSignalState() {
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        sigprocmask(SIG_SETMASK, &empty, nil)
+        for sig in [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD] { signal(sig, SIG_DFL) }
     }
 
     static func fail(_ message: String, code: DaemonExitCode, header: String? = nil) -> Never {

@@ -1,13 +1,19 @@
 import CSystemd
+import Dispatch
 import Glibc
+import NIOConcurrencyHelpers
 
 /// Tells the service manager where the daemon is in its life (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
 ///
 /// A thin wrapper over libsystemd's `sd_notify` so the protocol (NOTIFY_SOCKET, abstract sockets, credentials)
-/// is implemented once, by systemd itself. When `NOTIFY_SOCKET` is unset every call is a cheap no-op, so the
-/// rest of the daemon never needs to know whether it runs under systemd.
-public struct SystemdNotifier: Sendable {
+/// is implemented once, by systemd itself. `sd_notify` blocks when the manager's datagram queue is full, so
+/// every send happens on one serial queue of its own: a slow manager can delay a notification but never an
+/// event loop or the shutdown. Frequent STATUS= updates are coalesced to the latest. When `NOTIFY_SOCKET` is
+/// unset every call is a cheap no-op.
+public final class SystemdNotifier: Sendable {
     public let isEnabled: Bool
+    private let queue = DispatchQueue(label: "wsrelay.sd_notify")
+    private let pendingStatus = NIOLockedValueBox<String?>(nil)
 
     public init(environment: [String: String]) {
         self.isEnabled = !(environment["NOTIFY_SOCKET"] ?? "").isEmpty
@@ -15,17 +21,41 @@ public struct SystemdNotifier: Sendable {
 
     public func send(_ assignments: String) {
         guard isEnabled else { return }
-        _ = sd_notify(0, assignments)
+        queue.async { _ = sd_notify(0, assignments) }
     }
 
     public func ready(status: String) { send("READY=1\nSTATUS=\(Self.oneLine(status))") }
-    public func status(_ text: String) { send("STATUS=\(Self.oneLine(text))") }
     public func stopping(status: String) { send("STOPPING=1\nSTATUS=\(Self.oneLine(status))") }
     public func watchdog() { send("WATCHDOG=1") }
+
+    /// Only the latest status matters; intermediate ones are dropped while a send is pending.
+    public func status(_ text: String) {
+        guard isEnabled else { return }
+        let wasPending = pendingStatus.withLockedValue { pending -> Bool in
+            defer { pending = Self.oneLine(text) }
+            return pending != nil
+        }
+        guard !wasPending else { return }
+        queue.async { [pendingStatus] in
+            guard let latest = pendingStatus.withLockedValue({ pending -> String? in
+                defer { pending = nil }
+                return pending
+            }) else { return }
+            _ = sd_notify(0, "STATUS=\(latest)")
+        }
+    }
 
     /// `RELOADING=1` must carry `MONOTONIC_USEC` for `Type=notify-reload` to accept it.
     public func reloading() {
         send("RELOADING=1\nMONOTONIC_USEC=\(Self.monotonicMicroseconds())\nSTATUS=Reloading configuration")
+    }
+
+    /// Waits (boundedly) until queued notifications are sent, so STOPPING=1 is not lost at exit.
+    public func flush(timeout: Duration = .seconds(1)) {
+        guard isEnabled else { return }
+        let done = DispatchSemaphore(value: 0)
+        queue.async { done.signal() }
+        _ = done.wait(timeout: .now() + .milliseconds(Int(timeout.components.seconds * 1000)))
     }
 
     /// The watchdog interval systemd expects pings within, if it enabled one for this process.

@@ -21,7 +21,7 @@ import NIOCore
 ///   close the descriptor and open `path` afresh (created with `mode`). Before that the writer finishes a
 ///   partially written line on the old descriptor.
 /// - Graceful stop (`requestStop(.drain)`): everything queued is written (retrying errors until it
-///   succeeds or the stop turns into `.abort`), then synced (unless `fsync = "never"`) and closed.
+///   succeeds or the stop turns into `.abort`), then synced (whatever `fsync` says) and closed.
 final class LineWriter: @unchecked Sendable {
     struct Configuration: Sendable {
         var label: String
@@ -212,7 +212,8 @@ final class LineWriter: @unchecked Sendable {
                 abandon()
                 break loop
             case .finish:
-                if dirty && configuration.fsync != .never { syncNow(.now) }
+                // Even under `fsync = "never"`: one sync at shutdown is cheap and the process is leaving.
+                if dirty { syncNow(.now) }
                 output.close()
                 signal.withLock { finished = true }
                 break loop

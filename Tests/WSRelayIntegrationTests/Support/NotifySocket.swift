@@ -1,38 +1,74 @@
 import Foundation
 
 /// The receiving end of systemd's notify protocol: a real AF_UNIX datagram socket that the daemon under test
-/// finds through NOTIFY_SOCKET, exactly as it would under systemd.
+/// finds through NOTIFY_SOCKET, exactly as it would under systemd. Like systemd, it reads continuously (a
+/// reader thread queues every datagram), so the daemon's sends never back up.
 final class NotifySocket {
     let path: String
-    private let fd: Int32
+    private let inbox: Inbox
+
+    /// Shared by the socket object and its reader thread; the thread owns and finally closes the descriptor.
+    private final class Inbox: @unchecked Sendable {
+        let condition = NSCondition()
+        var messages: [String] = []
+        var closed = false
+    }
 
     init(directory: TemporaryDirectory) throws {
-        path = directory.file("notify.sock")
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let socketPath = directory.file("notify.sock")
+        path = socketPath
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(path.utf8)
-            raw.copyBytes(from: bytes.prefix(raw.count - 1))
+            raw.copyBytes(from: Array(socketPath.utf8).prefix(raw.count - 1))
         }
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
             }
         }
-        guard rc == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        guard rc == 0 else {
+            close(fd)
+            throw POSIXError(.init(rawValue: errno) ?? .EIO)
+        }
+        let inbox = Inbox()
+        self.inbox = inbox
+        Thread { Self.readLoop(fd: fd, inbox: inbox) }.start()
+    }
+
+    private static func readLoop(fd: Int32, inbox: Inbox) {
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, 200)
+            inbox.condition.lock()
+            let stop = inbox.closed
+            inbox.condition.unlock()
+            if stop { return }
+            guard ready == 1 else { continue }
+            let n = recv(fd, &buffer, buffer.count, 0)
+            guard n > 0 else { continue }
+            let message = String(decoding: buffer[0..<n], as: UTF8.self)
+            inbox.condition.lock()
+            inbox.messages.append(message)
+            inbox.condition.signal()
+            inbox.condition.unlock()
+        }
     }
 
     /// Next datagram, or nil if none arrives before the safety deadline.
     func receive(timeout: Duration = .seconds(20)) -> String? {
-        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        let ms = Int32(timeout.components.seconds * 1000)
-        guard poll(&pfd, 1, ms) == 1 else { return nil }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = recv(fd, &buffer, buffer.count, 0)
-        guard n > 0 else { return nil }
-        return String(decoding: buffer[0..<n], as: UTF8.self)
+        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        let deadline = Date().addingTimeInterval(seconds)
+        inbox.condition.lock()
+        defer { inbox.condition.unlock() }
+        while inbox.messages.isEmpty {
+            if !inbox.condition.wait(until: deadline) { return nil }
+        }
+        return inbox.messages.removeFirst()
     }
 
     /// Reads datagrams until one satisfies `predicate`; returns every datagram seen, in order.
@@ -46,7 +82,11 @@ final class NotifySocket {
         return seen
     }
 
-    deinit { close(fd) }
+    deinit {
+        inbox.condition.lock()
+        inbox.closed = true
+        inbox.condition.unlock()
+    }
 }
 
 extension String {
