@@ -12,13 +12,16 @@ import ServiceLifecycle
 public final class RelayRuntime: Sendable {
     public let group: any EventLoopGroup
     public let sinks: SinkSet
+    public let credentials: CredentialStore
     public let upstreams: [UpstreamDriver]
     private let logger: Logger
     private let board: DaemonStatusBoard
 
-    private init(group: any EventLoopGroup, sinks: SinkSet, upstreams: [UpstreamDriver], board: DaemonStatusBoard, logger: Logger) {
+    private init(group: any EventLoopGroup, sinks: SinkSet, credentials: CredentialStore, upstreams: [UpstreamDriver],
+                 board: DaemonStatusBoard, logger: Logger) {
         self.group = group
         self.sinks = sinks
+        self.credentials = credentials
         self.upstreams = upstreams
         self.board = board
         self.logger = logger
@@ -33,13 +36,16 @@ public final class RelayRuntime: Sendable {
         let sinks = try await SinkSet.open(
             configuration.sinks, upstreamNames: configuration.upstreams.map(\.name), group: group,
             forcedExit: forcedExit, environment: environment, logger: logger)
+        let credentials = CredentialStore(
+            settings: configuration.auth, stateDir: configuration.daemon.stateDir, environment: environment,
+            group: group, logger: logger)
         let registry = UpstreamRegistry()
         let drivers = configuration.upstreams.map { settings in
             UpstreamDriver(
                 settings: settings,
                 loop: group.next(),
                 consumer: sinks.router,
-                credentials: nil,
+                credentials: settings.auth.flatMap { credentials.credential(named: $0) },
                 tlsContext: settings.url.secure ? Result { try TLSContextFactory.makeContext(settings.tls) } : nil,
                 logger: logger,
                 onStatusChange: { registry.publish(to: board) },
@@ -48,18 +54,32 @@ public final class RelayRuntime: Sendable {
         }
         registry.set(drivers)
         board.update { $0.upstreamsConfigured = drivers.count }
-        return RelayRuntime(group: group, sinks: sinks, upstreams: drivers, board: board, logger: logger)
+        return RelayRuntime(group: group, sinks: sinks, credentials: credentials, upstreams: drivers, board: board,
+                            logger: logger)
     }
 
     /// Long-running parts in start order. Shutdown runs in reverse: upstreams close first, then every sink
-    /// drains what was received into its files and subscribers.
+    /// drains what was received into its files and subscribers, and the token endpoints' HTTP clients close
+    /// last.
     public var services: [any Service] {
-        sinks.services + upstreams.map { UpstreamService(driver: $0) }
+        [CredentialStoreService(store: credentials)] + sinks.services + upstreams.map { UpstreamService(driver: $0) }
     }
 
-    /// Applies a new, already validated configuration: reopens log files (SIGHUP's other duty).
+    /// Applies a new, already validated configuration: reopens log files and lets failed credentials retry
+    /// at once (SIGHUP's other duties).
     public func apply(_ configuration: Configuration) async {
         sinks.reopenFiles()
+        credentials.resumeFailed()
+    }
+}
+
+/// Keeps the credential store's HTTP clients open until everything that may refresh a token has stopped.
+struct CredentialStoreService: Service {
+    let store: CredentialStore
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await store.shutdown()
     }
 }
 
