@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "wsrelay", targets: ["wsrelay"]),
         .executable(name: "wsrelay-sim", targets: ["wsrelay-sim"]),
+        .executable(name: "wsrelay-conformance", targets: ["wsrelay-conformance"]),
         .library(name: "WSRelayCore", targets: ["WSRelayCore"]),
     ],
     dependencies: [
@@ -74,13 +75,25 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(
+            name: "wsrelay-conformance",
+            dependencies: [
+                "WSRelayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(
             name: "WSRelayCoreTests",
             dependencies: ["WSRelayCore"]
         ),
         .testTarget(
             name: "WSRelayIntegrationTests",
-            dependencies: ["WSRelayCore", "WSRelaySimulator", "wsrelay"]
+            dependencies: [
+                "WSRelayCore", "WSRelaySimulator", "wsrelay",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
         ),
     ]
 )
