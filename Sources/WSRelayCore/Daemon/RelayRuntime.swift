@@ -47,6 +47,8 @@ public final class RelayRuntime: Sendable {
                 consumer: sinks.router,
                 credentials: settings.auth.flatMap { credentials.credential(named: $0) },
                 tlsContext: settings.url.secure ? Result { try TLSContextFactory.makeContext(settings.tls) } : nil,
+                // Half the shutdown budget for the closing handshake; the rest is for the sinks to drain.
+                closeTimeout: configuration.daemon.shutdownTimeout / 2,
                 logger: logger,
                 onStatusChange: { registry.publish(to: board) },
                 onMessages: { board.addMessages($0) }

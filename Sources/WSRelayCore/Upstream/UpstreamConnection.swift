@@ -204,6 +204,9 @@ public final class UpstreamConnection: @unchecked Sendable {
         if let tls {
             try ops.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName))
         }
+        // Must sit below the HTTP decoder: see `DeferredInactiveHandler` (frames sent together with the 101
+        // response and followed at once by EOF were otherwise lost).
+        try ops.addHandler(DeferredInactiveHandler())
         let requestEncoder = HTTPRequestEncoder()
         let responseDecoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
         let handshake = HandshakeResponseHandler(connection: self)
@@ -297,7 +300,9 @@ public final class UpstreamConnection: @unchecked Sendable {
         case .none:
             break
         case .message(let kind, let payload):
-            guard phase == .open else { return }  // after our close frame, data is discarded
+            // Also while our own close frame is on its way: the server sent these before it saw it, and
+            // "received" means delivered (a graceful shutdown must not lose them).
+            guard phase == .open || (phase == .closing && closeInfo?.initiator == .local) else { return }
             burst.append(InboundMessage(kind: kind, payload: payload, receivedAt: .now()))
         case .replyPong(let payload):
             guard phase == .open, let channel else { return }
@@ -469,6 +474,25 @@ final class HandshakeResponseHandler: ChannelInboundHandler, RemovableChannelHan
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         connection.pipelineError(error)
+    }
+}
+
+/// Delivers `channelInactive` one event-loop tick late.
+///
+/// A server may send its 101 response, WebSocket frames and FIN in one burst (Autobahn's `/getCaseCount` does:
+/// a text message, a close frame, then it closes TCP). NIO removes the HTTP decoder asynchronously (an
+/// `execute`d task) during the upgrade and only then forwards the bytes that followed the 101 to the WebSocket
+/// decoder; but an EOF read in the same burst reaches the HTTP decoder first, and with `seenEOF` it drops
+/// those "leftover" bytes, so the frames vanished and the close looked like a 1006 drop. Deferring the
+/// inactive event lets the queued removal run first (NIO's own close bookkeeping is queued after ours).
+final class DeferredInactiveHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            loopBound.value.fireChannelInactive()
+        }
     }
 }
 

@@ -48,6 +48,8 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     private let onStatusChange: @Sendable () -> Void
     private let onMessages: @Sendable (UInt64) -> Void
     private let tlsContext: Result<NIOSSLContext, any Error>?
+    /// How long a closing handshake may take (the server's backlog is still read and delivered meanwhile).
+    private let closeTimeout: Duration
 
     // Loop-confined state.
     private var supervisor: UpstreamSupervisor
@@ -74,6 +76,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         consumer: any RelayEventConsumer,
         credentials: (any AttemptCredentialSource)?,
         tlsContext: Result<NIOSSLContext, any Error>?,
+        closeTimeout: Duration = .seconds(5),
         logger: Logger,
         onStatusChange: @escaping @Sendable () -> Void,
         onMessages: @escaping @Sendable (UInt64) -> Void
@@ -88,7 +91,8 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         self.logger = logger
         self.onStatusChange = onStatusChange
         self.onMessages = onMessages
-        self.supervisor = UpstreamSupervisor(settings: settings)
+        self.closeTimeout = closeTimeout
+        self.supervisor = UpstreamSupervisor(settings: settings, closeTimeout: closeTimeout)
         self.keepalive = KeepaliveStateMachine(settings: .init(settings))
         self.finishedPromise = loop.makePromise()
         self.published = NIOLockedValueBox(supervisor.status)
@@ -229,6 +233,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         options.connectTimeout = settings.connectTimeout
         options.handshakeTimeout = settings.handshakeTimeout
         options.maxMessageSize = settings.maxMessageSize
+        options.closeTimeout = closeTimeout
         let connection = UpstreamConnection(
             loop: loop,
             request: request,
