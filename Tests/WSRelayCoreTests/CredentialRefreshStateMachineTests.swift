@@ -156,7 +156,7 @@ import Testing
     }
 
     @Test func unexpiredTokenIsStillServedWhileBackingOff() {
-        var m = machine(skew: .seconds(60))
+        var m = machine(skew: .seconds(60), initial: .seconds(120), max: .seconds(240))
         let token = primed(&m, expiresAt: t0.adding(.seconds(100)), at: t0)
         let now = t0.adding(.seconds(70))  // due for refresh, not expired
         #expect(m.tokenRequested(rejected: nil, now: now) == .startRefresh(.expiring))

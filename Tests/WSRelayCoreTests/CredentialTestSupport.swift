@@ -20,8 +20,9 @@ final class CredentialTestClock: Sendable {
     var function: @Sendable () -> WallClockTime { { [self] in self.now } }
 }
 
-/// Deterministic draws for the backoff jitter.
-struct CredentialZeroRandom: RandomNumberGenerator { mutating func next() -> UInt64 { 0 } }
+/// Deterministic draws for the backoff jitter. The lowest draw comes from returning 1, not 0: with a
+/// constant 0 the standard library's bounded sampling (Lemire's method) rejects forever for most ranges.
+struct CredentialZeroRandom: RandomNumberGenerator { mutating func next() -> UInt64 { 1 } }
 struct CredentialMaxRandom: RandomNumberGenerator { mutating func next() -> UInt64 { .max } }
 
 /// A provider whose results are scripted and whose fetches can be held open, to observe single flight.

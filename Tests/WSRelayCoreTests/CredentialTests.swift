@@ -24,7 +24,7 @@ import Testing
         let credential = make(provider)
         try await withThrowingTaskGroup(of: IssuedToken.self) { group in
             for _ in 0..<50 { group.addTask { try await credential.token() } }
-            #expect(await credentialWait { credential.waiterCount == 50 })
+            #expect(await credentialWait { credential.waiterCount == 50 && provider.heldCount == 1 })
             #expect(provider.fetchCount == 1)
             provider.release()
             var tokens: [IssuedToken] = []
@@ -45,7 +45,7 @@ import Testing
         provider.hold()
         try await withThrowingTaskGroup(of: IssuedToken.self) { group in
             for _ in 0..<20 { group.addTask { try await credential.token(rejected: first.generation) } }
-            #expect(await credentialWait { credential.waiterCount == 20 })
+            #expect(await credentialWait { credential.waiterCount == 20 && provider.heldCount == 1 })
             provider.release()
             for try await token in group { #expect(token.generation == 2 && token.value == "token-2") }
         }

@@ -93,6 +93,14 @@ import Testing
         #expect(e503.kind == .endpointError && !e503.isPermanent)
     }
 
+    @Test func urlsAreShownWithoutCredentials() {
+        #expect(TokenHTTPClient.display("https://user:pw@auth.example:8443/oauth/token?key=abc#x")
+            == "https://auth.example:8443/oauth/token")
+        #expect(TokenHTTPClient.display("http://127.0.0.1:9/token") == "http://127.0.0.1:9/token")
+        let e = TokenHTTPClient.failure(status: 500, body: [], url: "https://u:p@h/t?k=v", credential: "api", secrets: [])
+        #expect(e.message == "token endpoint https://h/t answered HTTP 500")
+    }
+
     @Test func rfc3339Parsing() {
         #expect(RFC3339.parse("1970-01-01T00:00:00Z")?.microsecondsSinceEpoch == 0)
         #expect(RFC3339.parse("2000-02-29t12:00:00z")?.rfc3339 == "2000-02-29T12:00:00.000000Z")

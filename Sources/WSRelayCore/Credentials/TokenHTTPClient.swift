@@ -6,7 +6,8 @@ import NIOSSL
 
 /// The HTTP side of the oauth2 and http_json providers: one lazily created `HTTPClient` per credential
 /// (its TLS options are the credential's), sharing the daemon's event loops, redirects disabled (a token
-/// request must not be replayed to another host), a per-request timeout, http/https only.
+/// request must not be replayed to another host), no silent connection retries, a per-request timeout,
+/// http/https only.
 final class TokenHTTPClient: Sendable {
     struct Response: Sendable {
         var status: Int
@@ -53,7 +54,7 @@ final class TokenHTTPClient: Sendable {
                 return Response(status: Int(response.status.code), body: Array(buffer.readableBytesView))
             }
         } catch {
-            throw map(error, url: url)
+            throw map(error, url: Self.display(url))
         }
     }
 
@@ -64,6 +65,14 @@ final class TokenHTTPClient: Sendable {
             return nil
         }
         try? await client?.shutdown()
+    }
+
+    /// A store released without `shutdown()` still closes its client (asynchronously) instead of tripping
+    /// AsyncHTTPClient's "not shut down before deinit" check.
+    deinit {
+        if case .running(let client) = state.withLockedValue({ $0 }) {
+            _ = client.shutdown() as EventLoopFuture<Void>
+        }
     }
 
     private func obtainClient() throws(CredentialError) -> HTTPClient {
@@ -87,6 +96,9 @@ final class TokenHTTPClient: Sendable {
                     timeout: .init(connect: amount, read: amount)
                 )
                 configuration.httpVersion = .http1Only
+                // A refused connection fails the refresh at once: the credential's own backoff (retry_initial ..
+                // retry_max) decides when to try again, rather than AHC retrying silently until the timeout.
+                configuration.connectionPool.retryConnectionEstablishment = false
                 let client = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: configuration)
                 state = .running(client)
                 return .success(client)
@@ -121,7 +133,7 @@ final class TokenHTTPClient: Sendable {
         -> CredentialError
     {
         let (code, description) = TokenResponseParser.oauthError(body, secrets: secrets)
-        var message = "token endpoint \(url) answered HTTP \(status)"
+        var message = "token endpoint \(display(url)) answered HTTP \(status)"
         if let code { message += " (\(code))" }
         if let description { message += ": \(description)" }
         let permanent = status == 400 || status == 401 || code == "invalid_grant"
@@ -129,6 +141,20 @@ final class TokenHTTPClient: Sendable {
             permanent ? .grantRejected : .endpointError, credential: credential, message, httpStatus: status,
             oauthError: code
         )
+    }
+
+    /// The URL as shown in errors and logs: without user information and without the query (either may
+    /// carry a credential).
+    static func display(_ url: String) -> String {
+        var text = url
+        if let query = text.firstIndex(where: { $0 == "?" || $0 == "#" }) { text = String(text[..<query]) }
+        guard let schemeEnd = text.firstRange(of: "://") else { return text }
+        let authorityStart = schemeEnd.upperBound
+        let authorityEnd = text[authorityStart...].firstIndex(of: "/") ?? text.endIndex
+        if let at = text[authorityStart..<authorityEnd].lastIndex(of: "@") {
+            text.removeSubrange(authorityStart...at)
+        }
+        return text
     }
 
     /// TLS options of `[auth.NAME.tls]` (the same meaning as an upstream's; `server_name` has no equivalent

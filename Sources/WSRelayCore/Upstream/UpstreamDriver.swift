@@ -13,8 +13,9 @@ public protocol AttemptCredentialSource: Sendable {
 }
 
 /// What one attempt carries: the request changes (header, query, subprotocol, cookie), or a message to send
-/// first, plus the generation so a rejection can name exactly this token.
-public struct AttemptCredential: Sendable {
+/// first, plus the generation so a rejection can name exactly this token. Printing it shows the fingerprint
+/// only: `authMessage` contains the token.
+public struct AttemptCredential: Sendable, CustomStringConvertible, CustomReflectable {
     public var generation: UInt64
     public var fingerprint: String
     public var apply: @Sendable (inout HandshakeRequest) -> Void
@@ -32,6 +33,9 @@ public struct AttemptCredential: Sendable {
         self.authOKPattern = authOKPattern
         self.authTimeout = authTimeout
     }
+
+    public var description: String { "AttemptCredential(generation: \(generation), token: \(fingerprint))" }
+    public var customMirror: Mirror { Mirror(self, children: ["generation": generation, "token": fingerprint]) }
 }
 
 /// The NIO shell around one upstream's `UpstreamSupervisor` and the `KeepaliveStateMachine` of its open
