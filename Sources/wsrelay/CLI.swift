@@ -23,7 +23,7 @@ struct WSRelayCommand: ParsableCommand {
             Exit status: 0 success; 1 runtime or startup failure; 64 usage error; 69 daemon unreachable; 78 invalid configuration.
             """,
         version: WSRelayVersion.string,
-        subcommands: [Run.self, CheckConfig.self, Tail.self, Status.self, Demo.self],
+        subcommands: [Run.self, CheckConfig.self, TailCommand.self, Status.self, Demo.self],
         defaultSubcommand: Run.self
     )
 }
@@ -93,10 +93,6 @@ extension ReservedCommand {
         printError("wsrelay \(Self._commandName): not available in this version yet")
         throw ExitCode(DaemonExitCode.usage.rawValue)
     }
-}
-
-struct Tail: ReservedCommand {
-    static let configuration = CommandConfiguration(abstract: "Subscribe to the daemon's Unix socket and print what arrives.")
 }
 
 struct Status: ReservedCommand {
