@@ -116,7 +116,7 @@ private enum HTTPDate {
               let second = number(hms[2], digits: 2...2), second <= 60,  // 60: leap second
               year >= 1, day >= 1, day <= daysIn(month: month, year: year)
         else { return nil }
-        let days = Int64(daysFromCivil(year: year, month: month, day: day))
+        let days = Int64(CivilCalendar.daysFromCivil(year: year, month: month, day: day))
         return days * 86_400 + Int64(hour * 3600 + minute * 60 + second)
     }
 
@@ -130,16 +130,6 @@ private enum HTTPDate {
         }
     }
 
-    /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-    static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = (month + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
 
     /// The year of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`, year only).
     static func civilYear(fromDays days: Int) -> Int {
