@@ -143,6 +143,7 @@ final class SimulatedConnectionHandler: ChannelInboundHandler {
             var data = frame.unmaskedData
             let code = data.readInteger(as: UInt16.self)
             recorder.update(id) { $0.closeCodeReceived = code ?? 1005 }
+            if scenario.ignoreClose { return }
             if closeSent {
                 context.close(promise: nil)
             } else {

@@ -26,6 +26,8 @@ public struct SimulatorScenario: Sendable, Equatable {
     public var oversize: Int?
     /// Echo every data message back.
     public var echo = false
+    /// Never answer the client's close frame (a server that stalls the closing handshake).
+    public var ignoreClose = false
 
     public init() {}
 
@@ -50,6 +52,7 @@ public struct SimulatorScenario: Sendable, Equatable {
             case "invalid_utf8": invalidUTF8 = value != "0"
             case "oversize": oversize = Int(value)
             case "echo": echo = value != "0"
+            case "ignore_close": ignoreClose = value != "0"
             default: break
             }
         }

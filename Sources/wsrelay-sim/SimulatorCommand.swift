@@ -12,7 +12,7 @@ struct SimulatorCommand: AsyncParsableCommand {
         discussion: """
             Query parameters of the connection URL: count=N size=BYTES rate=MSG_PER_S binary=1 fragments=N
             close=CODE close_after=N close_reason=TEXT ignore_pings=1 status=HTTP retry_after=SECONDS
-            invalid_utf8=1 oversize=BYTES echo=1. Messages are {"n":<server-wide number>,"pad":"x..."}.
+            invalid_utf8=1 oversize=BYTES echo=1 ignore_close=1. Messages are {"n":<server-wide number>,"pad":"x..."}.
             """
     )
 

@@ -61,21 +61,28 @@ import Testing
         let provider = ScriptedTokenProvider()
         provider.enqueue(.failure(unreachable()), .failure(unreachable()), .failure(unreachable()))
         let logs = CredentialLogCapture()
-        let credential = make(provider, logs: logs, retryInitial: .milliseconds(40), retryMax: .milliseconds(400))
+        let credential = make(provider, logs: logs, retryInitial: .milliseconds(400), retryMax: .milliseconds(1600))
         let start = WallClockTime.now()
+        var retryAt = start
         do {
             _ = try await credential.token()
             Issue.record("expected a failure")
         } catch {
             #expect(error.kind == .endpointUnreachable)
-            let retryAt = try #require(error.retryAt)
-            #expect(retryAt >= start.adding(.milliseconds(20)))
+            retryAt = try #require(error.retryAt)
+            #expect(retryAt >= start.adding(.milliseconds(200)))
         }
-        // While backing off, callers fail at once without another fetch.
-        for _ in 0..<20 {
+        // While backing off (until the announced retry time), callers fail at once without another fetch.
+        var calls = 0
+        while calls < 20, WallClockTime.now() < retryAt {
+            calls += 1
             await #expect(throws: CredentialError.self) { try await credential.token() }
         }
-        #expect(provider.fetchCount <= 2)
+        let fetchesDuringBackoff = provider.fetchCount
+        if WallClockTime.now() < retryAt {
+            #expect(fetchesDuringBackoff == 1, "\(calls) calls during backoff caused fetches")
+        }
+        #expect(fetchesDuringBackoff <= 2)
         // The timer retries on its own (3 failures, then success).
         #expect(await credentialWait { provider.fetchCount == 4 })
         #expect(await credentialWait { credential.status().state == "valid" })

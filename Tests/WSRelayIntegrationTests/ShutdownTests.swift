@@ -39,4 +39,41 @@ struct ShutdownTests {
         #expect(lines.map(\.seq) == Array(1...lines.count).map { Optional($0) })
         #expect(lines.last?.simulatorNumber == connection.messagesSent)
     }
+
+    @Test("a second SIGTERM exits at once, even while the closing handshake is stalled, and leaves no torn line")
+    func secondSigtermExitsAtOnce() async throws {
+        let server = try await SimulatorServer.start(group: MultiThreadedEventLoopGroup.singleton)
+        defer { Task { await server.stop() } }
+        let dir = try TemporaryDirectory()
+        let out = dir.file("out.jsonl")
+        // shutdown_timeout 60s: the graceful path would wait 30s for the close reply that never comes.
+        let daemon = try RunningDaemon(config: """
+            [daemon]
+            state_dir = "\(dir.path)"
+            control_socket = "\(dir.file("control.sock"))"
+            shutdown_timeout = "60s"
+
+            [[upstream]]
+            name = "stall"
+            url = "\(server.url)/stall?count=50000000&size=100&rate=2000&ignore_close=1"
+
+            [[sink]]
+            type = "file"
+            path = "\(out)"
+            fsync = "never"
+            """, in: dir)
+        #expect(eventually { EnvelopeLine.parse(file: out).count > 500 })
+        daemon.process.signal(SIGTERM)
+        let stopping = daemon.notify.receive(until: { $0.notifyFields["STOPPING"] == "1" })
+        #expect(stopping.last?.notifyFields["STOPPING"] == "1")
+        #expect(eventually { server.recorder.connections.first?.closeCodeReceived == 1001 })
+        #expect(processIsAlive(daemon.process.pid), "graceful shutdown should still be waiting for the close reply")
+        daemon.process.signal(SIGTERM)
+        // Forced exit: status 1 (not the graceful 0), long before the 30 s close wait would end.
+        #expect(daemon.process.waitForExit(timeout: .seconds(20)) == 1)
+        #expect(daemon.log.contains("exiting at once"))
+        let text = try String(contentsOfFile: out, encoding: .utf8)
+        #expect(text.isEmpty || text.hasSuffix("\n"), "torn last line")
+        #expect(EnvelopeLine.parse(file: out).count == text.split(separator: "\n").count)
+    }
 }

@@ -14,7 +14,7 @@ struct SinkBenchmarkTests {
         let socket = dir.file("s.sock")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         var settings = [SinkTest.fileSettings(path, format: format)]
-        if subscribers > 0 { settings.append(SinkTest.unixSettings(socket, format: format) { $0.queue = 64 * 1024 * 1024 }) }
+        if subscribers > 0 { settings.append(SinkTest.unixSettings(socket, format: format) { $0.queue = 512 * 1024 * 1024 }) }
         let sinks = try await SinkTest.open(settings, group: group)
         let payload = ByteBuffer(string: String(repeating: "x", count: payloadSize - 10) + "{\"p\":123}")
         let now = WallClockTime.now()

@@ -52,6 +52,8 @@ struct SinkFileTests {
             for start in stride(from: 1, through: 60_000, by: 500) {
                 sinks.router.deliver(SinkTest.batch(first: UInt64(start), count: 500))
                 if start == 30_001 {
+                    // Rename only once the writer has put lines into the file, so the rename is mid-flood.
+                    #expect(eventually { !SinkTest.readLines(path).isEmpty })
                     #expect(rename(path, path + ".old") == 0)
                     sinks.reopenFiles()
                 }
@@ -80,6 +82,31 @@ struct SinkFileTests {
         #expect(Self.checkedSeqs(SinkTest.readLines(path)) == Array(101...200))
         var st = stat()
         #expect(stat(path, &st) == 0 && st.st_mode & 0o777 == 0o600)
+        try await group.shutdownGracefully()
+    }
+
+    @Test func aFailedReopenKeepsTheDataAndRetriesUntilThePathWorksAgain() async throws {
+        let dir = try TemporaryDirectory("sink-file")
+        let sub = dir.file("logs")
+        mkdir(sub, 0o755)
+        let path = sub + "/out.jsonl"
+        let moved = dir.file("logs.old")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let sinks = try await SinkTest.open([SinkTest.fileSettings(path)], group: group)
+        try await SinkTest.running(sinks) {
+            sinks.router.deliver(SinkTest.batch(first: 1, count: 10))
+            #expect(await SinkTest.waitUntil { SinkTest.readLines(path).count == 10 })
+            // The whole directory goes away: the path cannot be opened again for now.
+            #expect(rename(sub, moved) == 0)
+            #expect(await SinkTest.waitUntil(timeout: .seconds(5)) { sinks.snapshot().first?.failing == true })
+            sinks.router.deliver(SinkTest.batch(first: 11, count: 10))
+            #expect(sinks.snapshot().first?.lastError?.contains("ENOENT") == true)
+            #expect(sinks.snapshot().first?.bufferedBytes ?? 0 > 0)
+            mkdir(sub, 0o755)
+            #expect(await SinkTest.waitUntil(timeout: .seconds(10)) { SinkTest.readLines(path).count == 10 })
+        }
+        #expect(Self.checkedSeqs(SinkTest.readLines(moved + "/out.jsonl")) == Array(1...10))
+        #expect(Self.checkedSeqs(SinkTest.readLines(path)) == Array(11...20))
         try await group.shutdownGracefully()
     }
 
@@ -208,29 +235,12 @@ struct SinkFileTests {
             }
             return String(decoding: data, as: UTF8.self)
         }
-        let group2 = ServiceGroupRunner(services: [sink])
+        let group2 = SinkServiceRunner(services: [sink])
         router.deliver(SinkTest.batch(first: 1, count: 10))
         let text = await reader.value
         await group2.stop()
         close(fds[0]); close(fds[1])
         #expect(Self.checkedSeqs(text.split(separator: "\n")) == Array(1...10))
         try await group.shutdownGracefully()
-    }
-}
-
-/// Runs services in the background until `stop()`.
-final class ServiceGroupRunner: Sendable {
-    private let group: ServiceGroup
-    private let task: Task<Void, any Error>
-
-    init(services: [any Service]) {
-        let group = ServiceGroup(configuration: .init(services: services, logger: SinkTest.logger))
-        self.group = group
-        task = Task { try await group.run() }
-    }
-
-    func stop() async {
-        await group.triggerGracefulShutdown()
-        _ = await task.result
     }
 }

@@ -26,7 +26,7 @@ struct SinkJournalTests {
             return 0
         }
         let router = MessageRouter(directory: directory, registry: FlowControlRegistry(), lineSinks: [], eventSinks: [sink])
-        let runner = ServiceGroupRunner(services: [sink])
+        let runner = SinkServiceRunner(services: [sink])
         let t = WallClockTime(microsecondsSinceEpoch: 1_795_255_200_000_001)
         router.deliver([
             .connected(upstream: "market", epoch: 3, at: t),
@@ -54,7 +54,7 @@ struct SinkJournalTests {
             attempts.withLockedValue { $0 += 1; return $0 <= 2 ? -ECONNREFUSED : 0 }
         }
         let router = MessageRouter(directory: UpstreamDirectory(names: ["market"]), registry: FlowControlRegistry(), lineSinks: [], eventSinks: [sink])
-        let runner = ServiceGroupRunner(services: [sink])
+        let runner = SinkServiceRunner(services: [sink])
         router.deliver(SinkTest.batch(first: 1, count: 3))
         #expect(await SinkTest.waitUntil { sink.status.bufferedBytes == 0 && !sink.status.failing })
         await runner.stop()

@@ -22,6 +22,8 @@ public enum Launcher {
     public static func prepare(_ options: LaunchOptions, environment: [String: String]) -> PreparedLaunch {
         resetInheritedSignalState()
         signal(SIGPIPE, SIG_IGN)
+        // A file sink at RLIMIT_FSIZE must get EFBIG (and retry), not be killed.
+        signal(SIGXFSZ, SIG_IGN)
 
         let loaded: LoadedConfiguration
         switch ConfigLoader.load(path: options.configPath, environment: environment) {

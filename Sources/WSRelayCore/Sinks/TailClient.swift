@@ -51,7 +51,7 @@ public struct TailClient: Sendable {
             let line = Self.subscribeLine(options.upstreams)
             guard Self.writeAll(fd, line) else {
                 Self.writeAll(stderr, Array("wsrelay tail: cannot send the subscription: \(SystemError.describe(errno))\n".utf8))
-                return 69
+                return DaemonExitCode.unavailable.rawValue
             }
         }
         var formatter = TailLineFormatter(raw: options.raw, upstreams: options.upstreams)
@@ -86,7 +86,7 @@ public struct TailClient: Sendable {
         }
         if formatter.refusal != nil {
             Self.writeAll(stderr, Array("wsrelay tail: \(options.socketPath): \(formatter.refusal!)\n".utf8))
-            return 69
+            return DaemonExitCode.unavailable.rawValue
         }
         Self.writeAll(stderr, Array("wsrelay tail: wsrelay closed the connection\n".utf8))
         return 0
@@ -95,7 +95,7 @@ public struct TailClient: Sendable {
     /// A connected socket, or the one-line explanation of why not.
     public static func connect(_ path: String) throws(Failure) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket: \(SystemError.describe(errno))", exitCode: 69) }
+        guard fd >= 0 else { throw Failure(description: "socket: \(SystemError.describe(errno))", exitCode: DaemonExitCode.unavailable.rawValue) }
         let result = UnixSocketPath.withSocketAddress(path) { address, length -> Int32 in
             while true {
                 if Glibc.connect(fd, address, length) == 0 { return 0 }
@@ -106,13 +106,13 @@ public struct TailClient: Sendable {
         switch result {
         case .failure(let problem):
             close(fd)
-            throw Failure(description: "\(path): \(problem.message)", exitCode: 64)
+            throw Failure(description: "\(path): \(problem.message)", exitCode: DaemonExitCode.usage.rawValue)
         case .success(let c):
             code = c
         }
         if code == 0 { return fd }
         close(fd)
-        throw Failure(description: explain(code, path: path), exitCode: 69)
+        throw Failure(description: explain(code, path: path), exitCode: DaemonExitCode.unavailable.rawValue)
     }
 
     static func explain(_ code: Int32, path: String) -> String {
@@ -184,7 +184,7 @@ struct TailLineFormatter {
                 return Outcome()
             }
             if awaitingSubscribeReply {
-                return Outcome(failure: .init(description: message, exitCode: 64))
+                return Outcome(failure: .init(description: message, exitCode: DaemonExitCode.usage.rawValue))
             }
             return Outcome(stderr: Array("wsrelay: \(message)\n".utf8))
         }

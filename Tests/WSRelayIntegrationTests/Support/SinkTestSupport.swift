@@ -243,3 +243,20 @@ final class SinkTestFlowControl: UpstreamFlowControl, Sendable {
     func resume(by token: ObjectIdentifier) { state.withLockedValue { $0.paused = false; $0.resumes += 1 } }
     var isPaused: Bool { state.withLockedValue { $0.paused } }
 }
+
+/// Runs services in the background until `stop()`.
+final class SinkServiceRunner: Sendable {
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    init(services: [any Service]) {
+        let group = ServiceGroup(configuration: .init(services: services, logger: SinkTest.logger))
+        self.group = group
+        task = Task { try await group.run() }
+    }
+
+    func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = await task.result
+    }
+}
