@@ -49,6 +49,7 @@ public final class RelayRuntime: Sendable {
                 tlsContext: settings.url.secure ? Result { try TLSContextFactory.makeContext(settings.tls) } : nil,
                 // Half the shutdown budget for the closing handshake; the rest is for the sinks to drain.
                 closeTimeout: configuration.daemon.shutdownTimeout / 2,
+                proxy: ProxyResolver.resolve(for: settings.url, configured: settings.proxy, environment: environment),
                 logger: logger,
                 onStatusChange: { registry.publish(to: board) },
                 onMessages: { board.addMessages($0) }

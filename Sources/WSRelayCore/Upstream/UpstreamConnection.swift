@@ -64,6 +64,8 @@ public final class UpstreamConnection: @unchecked Sendable {
         public var maxMessageSize: Int = 16 * 1024 * 1024
         /// How long to wait for the other side's part of a closing handshake before closing TCP ourselves.
         public var closeTimeout: Duration = .seconds(2)
+        /// Tunnel through this HTTP proxy (CONNECT) first.
+        public var proxy: ProxyTarget?
         public init() {}
     }
 
@@ -105,14 +107,22 @@ public final class UpstreamConnection: @unchecked Sendable {
         guard phase == .idle else { return }
         phase = .connecting
         arm(options.connectTimeout) { $0.failOpen(.connect("connect timeout (\($0.options.connectTimeout)) to \($0.request.url.host):\($0.request.url.port)")) }
+        let proxy = options.proxy
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(.nanoseconds(options.connectTimeout.nanosecondsClamped))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture { try self.configurePipeline(channel) }
+                channel.eventLoop.makeCompletedFuture {
+                    if let proxy {
+                        try channel.pipeline.syncOperations.addHandler(self.makeProxyHandler(proxy))
+                    } else {
+                        try self.configurePipeline(channel)
+                    }
+                }
             }
-        bootstrap.connect(host: request.url.host, port: request.url.port).whenComplete { [self] result in
+        let (host, port) = proxy.map { ($0.host, $0.port) } ?? (request.url.host, request.url.port)
+        bootstrap.connect(host: host, port: port).whenComplete { [self] result in
             switch result {
             case .success(let channel):
                 guard phase == .connecting else {
@@ -121,9 +131,10 @@ public final class UpstreamConnection: @unchecked Sendable {
                 }
                 self.channel = channel
                 channel.closeFuture.whenComplete { [self] _ in self.channelClosed() }
-                if tls == nil { sendUpgradeRequest() }
+                if tls == nil && proxy == nil { sendUpgradeRequest() }
             case .failure(let error):
-                failOpen(.connect("connect to \(request.url.host):\(request.url.port) failed: \(Self.describe(error))"))
+                let via = proxy.map { " via proxy \($0)" } ?? ""
+                failOpen(.connect("connect to \(host):\(port)\(via) failed: \(Self.describe(error))"))
             }
         }
     }
@@ -198,6 +209,21 @@ public final class UpstreamConnection: @unchecked Sendable {
     }
 
     // MARK: - Pipeline
+
+    private func makeProxyHandler(_ proxy: ProxyTarget) -> HTTPConnectProxyHandler {
+        HTTPConnectProxyHandler(
+            targetHost: request.url.host, targetPort: request.url.port, authorization: proxy.authorization,
+            onEstablished: { [self] context in
+                do {
+                    try configurePipeline(context.channel)
+                    if tls == nil { sendUpgradeRequest() }
+                } catch {
+                    failOpen(.connect("after proxy CONNECT: \(Self.describe(error))"))
+                }
+            },
+            onFailed: { [self] message in failOpen(.connect(message)) }
+        )
+    }
 
     private func configurePipeline(_ channel: any Channel) throws {
         let ops = channel.pipeline.syncOperations

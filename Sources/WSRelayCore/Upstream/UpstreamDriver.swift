@@ -54,6 +54,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     private let tlsContext: Result<NIOSSLContext, any Error>?
     /// How long a closing handshake may take (the server's backlog is still read and delivered meanwhile).
     private let closeTimeout: Duration
+    private let proxy: ProxyTarget?
 
     // Loop-confined state.
     private var supervisor: UpstreamSupervisor
@@ -81,6 +82,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         credentials: (any AttemptCredentialSource)?,
         tlsContext: Result<NIOSSLContext, any Error>?,
         closeTimeout: Duration = .seconds(5),
+        proxy: ProxyTarget? = nil,
         logger: Logger,
         onStatusChange: @escaping @Sendable () -> Void,
         onMessages: @escaping @Sendable (UInt64) -> Void
@@ -96,6 +98,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         self.onStatusChange = onStatusChange
         self.onMessages = onMessages
         self.closeTimeout = closeTimeout
+        self.proxy = proxy
         self.supervisor = UpstreamSupervisor(settings: settings, closeTimeout: closeTimeout)
         self.keepalive = KeepaliveStateMachine(settings: .init(settings))
         self.finishedPromise = loop.makePromise()
@@ -238,6 +241,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         options.handshakeTimeout = settings.handshakeTimeout
         options.maxMessageSize = settings.maxMessageSize
         options.closeTimeout = closeTimeout
+        options.proxy = proxy
         let connection = UpstreamConnection(
             loop: loop,
             request: request,
@@ -251,7 +255,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         self.connection = connection
         connectionEpoch = epoch
         logger.debug("connecting", metadata: [
-            "epoch": "\(epoch)", "url": "\(settings.url)",
+            "epoch": "\(epoch)", "url": "\(settings.url)", "proxy": "\(proxy?.description ?? "none")",
             "token": "\(credential?.fingerprint ?? "none")",
         ])
         connection.start()

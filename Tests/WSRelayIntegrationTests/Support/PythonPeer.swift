@@ -1,6 +1,8 @@
 import Foundation
 
-/// The independent WebSocket server (Tests/Peers/ws_server.py, Python `websockets`), as a child process.
+/// A Python helper from Tests/Peers as a child process: the independent WebSocket server (`ws_server.py`,
+/// Python `websockets`) or the CONNECT proxy (`connect_proxy.py`). Each prints JSON event lines, the first
+/// being `{"event": "listening", "port": N}`.
 final class PythonPeer {
     private let process: Process
     let port: Int
@@ -21,13 +23,13 @@ final class PythonPeer {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().path
 
-    static func start() throws -> PythonPeer {
+    static func start(script: String = "ws_server.py") throws -> PythonPeer {
         let path = "/tmp/wsrelay-pypeer-\(UUID().uuidString).log"
         FileManager.default.createFile(atPath: path, contents: nil)
         let handle = FileHandle(forWritingAtPath: path)!
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["\(root)/Tests/Peers/ws_server.py"]
+        process.arguments = ["\(root)/Tests/Peers/\(script)"]
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
