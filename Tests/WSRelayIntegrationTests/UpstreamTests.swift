@@ -193,4 +193,16 @@ struct UpstreamTests {
         }
         #expect(daemon.stop() == 0)
     }
+
+    @Test("IPv6: an upstream on [::1] is reached, with the bracketed Host header")
+    func ipv6Loopback() async throws {
+        let server = try await SimulatorServer.start(host: "::1", group: MultiThreadedEventLoopGroup.singleton)
+        defer { Task { await server.stop() } }
+        let dir = try TemporaryDirectory()
+        let daemon = try RunningDaemon(config: Self.config(dir, upstreams:
+            Self.upstream("v6", "ws://[::1]:\(server.port)/v6?count=3")), in: dir)
+        #expect(eventually { Self.messages(dir).count == 3 })
+        #expect(daemon.stop() == 0)
+        #expect(server.recorder.connections.first?.header("Host") == "[::1]:\(server.port)")
+    }
 }
