@@ -37,6 +37,18 @@ struct SystemdUnitTests {
         #expect(!result.output.contains(copyName), "warnings about the unit: \(result.output)")
     }
 
+    @Test("systemd-analyze verify accepts the socket unit next to its service")
+    func verifySocket() throws {
+        let dir = try TemporaryDirectory()
+        _ = try Self.unitCopy("wsrelay.service", as: "wsrelay.service", in: dir)
+        let socket = try Self.unitCopy("wsrelay.socket", as: "wsrelay.socket", in: dir)
+        let result = try Self.run(["verify", socket])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(!result.output.contains("wsrelay.socket"), "warnings about the unit: \(result.output)")
+        let text = try String(contentsOfFile: socket, encoding: .utf8)
+        #expect(text.contains("FileDescriptorName="), "wsrelay finds the socket by name")
+    }
+
     @Test("security exposure is below 2.0", arguments: ["wsrelay.service", "wsrelay@.service"])
     func exposure(_ unit: String) throws {
         let result = try Self.run(["security", "--offline=true", Self.root.appendingPathComponent("systemd/\(unit)").path])
