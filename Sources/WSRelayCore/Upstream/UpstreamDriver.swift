@@ -67,6 +67,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     private var pendingCredential: AttemptCredential?
     private var lastCredentialGeneration: UInt64?
     private var credentialRequest: UInt64 = 0
+    private let credentialRequests = AsyncStream.makeStream(of: CredentialRequest.self)
     private var seq: UInt64 = 0
     private var pausers: Set<ObjectIdentifier> = []
     private var awaitingAuthOK: String?
@@ -167,6 +168,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         case .log(let level, let message):
             logger.log(level: level, "\(message)")
         case .finished:
+            credentialRequests.continuation.finish()
             supervisorTimer?.cancel()
             keepaliveTimer?.cancel()
             authTimer?.cancel()
@@ -178,28 +180,40 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     }
 
     private func fetchCredentials(rejected: UInt64?) {
-        guard let credentials else {
+        guard credentials != nil else {
             handle(.credentialsReady(now: .now))
             return
         }
         credentialRequest &+= 1
-        let request = credentialRequest
-        let loop = self.loop
-        Task { [self] in
+        credentialRequests.continuation.yield(CredentialRequest(id: credentialRequest, rejected: rejected))
+    }
+
+    /// One credential fetch asked for by the supervisor; `id` lets a late answer to a superseded request
+    /// (after pause or shutdown) be ignored.
+    struct CredentialRequest: Sendable {
+        var id: UInt64
+        var rejected: UInt64?
+    }
+
+    /// Runs the credential fetches the supervisor asks for, one after the other, for as long as the caller's
+    /// task lives (`UpstreamService.run` owns it, so no fetch outlives the upstream).
+    func serveCredentialRequests() async {
+        guard let credentials else { return }
+        for await request in credentialRequests.stream {
             let result: Result<AttemptCredential, any Error>
             do {
-                result = .success(try await credentials.credential(rejected: rejected))
+                result = .success(try await credentials.credential(rejected: request.rejected))
             } catch {
                 result = .failure(error)
             }
-            loop.execute { [self] in
-                guard request == credentialRequest else { return }  // superseded (pause, shutdown)
+            onLoop { driver in
+                guard request.id == driver.credentialRequest else { return }  // superseded (pause, shutdown)
                 switch result {
                 case .success(let credential):
-                    pendingCredential = credential
-                    handle(.credentialsReady(now: .now))
+                    driver.pendingCredential = credential
+                    driver.handle(.credentialsReady(now: .now))
                 case .failure(let error):
-                    handle(.credentialsFailed(reason: "\(error)", now: .now))
+                    driver.handle(.credentialsFailed(reason: "\(error)", now: .now))
                 }
             }
         }

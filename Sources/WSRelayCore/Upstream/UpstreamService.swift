@@ -11,12 +11,16 @@ public struct UpstreamService: Service {
     }
 
     public func run() async throws {
-        driver.start()
         let driver = self.driver
-        await withGracefulShutdownHandler {
-            try? await driver.finished.get()
-        } onGracefulShutdown: {
-            driver.shutdown()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await driver.serveCredentialRequests() }  // ends when the driver finishes
+            driver.start()
+            await withGracefulShutdownHandler {
+                try? await driver.finished.get()
+            } onGracefulShutdown: {
+                driver.shutdown()
+            }
+            group.cancelAll()  // a fetch still waiting on a token endpoint is no longer wanted
         }
     }
 }
