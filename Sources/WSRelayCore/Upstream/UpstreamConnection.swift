@@ -441,7 +441,7 @@ public final class UpstreamConnection: @unchecked Sendable {
 
     private func arm(_ timeout: Duration, _ action: @escaping (UpstreamConnection) -> Void) {
         cancelDeadline()
-        deadline = loop.scheduleTask(in: .nanoseconds(timeout.nanosecondsClamped)) { [self] in
+        deadline = loop.assumeIsolated().scheduleTask(in: .nanoseconds(timeout.nanosecondsClamped)) { [self] in
             action(self)
         }
     }

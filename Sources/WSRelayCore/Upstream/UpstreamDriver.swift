@@ -406,7 +406,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
 
     private func schedule(_ at: ContinuousClock.Instant, _ body: @escaping (UpstreamDriver) -> Void) -> Scheduled<Void> {
         let delay = max(.zero, at - ContinuousClock.now)
-        return loop.scheduleTask(in: .nanoseconds(delay.nanosecondsClamped)) { [self] in body(self) }
+        return loop.assumeIsolated().scheduleTask(in: .nanoseconds(delay.nanosecondsClamped)) { [self] in body(self) }
     }
 
     private func publish(phaseChangedFrom before: UpstreamState.Phase) {
