@@ -19,6 +19,8 @@ public final class SimulatorRecorder: Sendable {
         public var closeCodeReceived: UInt16?
         public var closed = false
         public var openedAt: ContinuousClock.Instant
+        /// When the server saw the TCP connection end.
+        public var closedAt: ContinuousClock.Instant?
 
         public func header(_ name: String) -> String? {
             headers.first { $0.0.lowercased() == name.lowercased() }?.1

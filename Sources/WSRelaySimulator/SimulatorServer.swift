@@ -131,7 +131,10 @@ public final class SimulatorServer: Sendable {
                 open.withLockedValue { $0[key] = channel }
                 channel.closeFuture.whenComplete { [self] _ in
                     _ = open.withLockedValue { $0.removeValue(forKey: key) }
-                    recorder.update(id) { $0.closed = true }
+                    recorder.update(id) {
+                        $0.closed = true
+                        $0.closedAt = .now
+                    }
                 }
                 return channel.pipeline.removeHandler(name: RejectingHTTPHandler.name).flatMapThrowing {
                     try channel.pipeline.syncOperations.addHandler(

@@ -94,6 +94,14 @@ public final class Credential: Sendable {
     /// Callers currently waiting for a refresh (tests).
     var waiterCount: Int { box.withLockedValue { $0.waiters.count } }
 
+    /// When the credential will hand out a successor of `token` (its refresh time), if `token` is still the
+    /// current one; used to time a connection's make-before-break rotation.
+    func renewTime(for token: IssuedToken) -> WallClockTime? {
+        box.withLockedValue { inner in
+            inner.machine.current?.generation == token.generation ? inner.machine.refreshAt : nil
+        }
+    }
+
     /// Fails every waiter with `.shutdown`, stops the timer and the running refresh, closes the provider.
     func shutdown() async {
         let (waiters, refresh, timer) = box.withLockedValue { inner -> ([Waiter], Task<Void, Never>?, Task<Void, Never>?) in

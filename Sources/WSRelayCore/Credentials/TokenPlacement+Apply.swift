@@ -81,7 +81,9 @@ extension Substring {
 extension AttemptCredential {
     /// What one attempt carries for `token` under `placement`: the request change (capturing this attempt's
     /// token value only), or the auth message with its reply pattern and timeout.
-    public init(token: IssuedToken, placement: TokenPlacement) {
+    /// `renewSkew`: how long before the token's expiry a connection using it should be rotated (the auth's
+    /// `refresh_skew`); `renewAt` is nil when the expiry is unknown.
+    public init(token: IssuedToken, placement: TokenPlacement, renewSkew: Duration = .zero) {
         let value = token.value
         var message: String? = nil
         var okPattern: String? = nil
@@ -94,7 +96,12 @@ extension AttemptCredential {
         self.init(
             generation: token.generation, fingerprint: token.fingerprint,
             apply: { request in placement.apply(token: value, to: &request) },
-            authMessage: message, authOKPattern: okPattern, authTimeout: timeout
+            authMessage: message, authOKPattern: okPattern, authTimeout: timeout,
+            renewAt: token.expiresAt.map { expiry in
+                let skew = renewSkew.components
+                let micros = skew.seconds * 1_000_000 + skew.attoseconds / 1_000_000_000_000
+                return WallClockTime(microsecondsSinceEpoch: expiry.microsecondsSinceEpoch - micros)
+            }
         )
     }
 }
@@ -102,6 +109,10 @@ extension AttemptCredential {
 extension Credential: AttemptCredentialSource {
     /// The upstream driver's entry point: `token(rejected:)` turned into the attempt's request change.
     public func credential(rejected: UInt64?) async throws -> AttemptCredential {
-        AttemptCredential(token: try await token(rejected: rejected), placement: settings.placement)
+        let token = try await token(rejected: rejected)
+        var attempt = AttemptCredential(token: token, placement: settings.placement, renewSkew: settings.refreshSkew)
+        // The credential refreshes at `expiry - min(skew, lifetime / 2)`: rotate when a new token exists.
+        if let refreshAt = renewTime(for: token) { attempt.renewAt = refreshAt }
+        return attempt
     }
 }

@@ -23,9 +23,14 @@ public struct AttemptCredential: Sendable, CustomStringConvertible, CustomReflec
     public var authMessage: String?
     public var authOKPattern: String?
     public var authTimeout: Duration?
+    /// When a connection made with this credential should be rotated (`reconnect_before_expiry`): the
+    /// token's expiry minus the auth's `refresh_skew`; nil when the expiry is unknown.
+    public var renewAt: WallClockTime?
 
     public init(generation: UInt64, fingerprint: String, apply: @escaping @Sendable (inout HandshakeRequest) -> Void,
-                authMessage: String? = nil, authOKPattern: String? = nil, authTimeout: Duration? = nil) {
+                authMessage: String? = nil, authOKPattern: String? = nil, authTimeout: Duration? = nil,
+                renewAt: WallClockTime? = nil) {
+        self.renewAt = renewAt
         self.generation = generation
         self.fingerprint = fingerprint
         self.apply = apply
@@ -61,6 +66,13 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     private var keepalive: KeepaliveStateMachine
     private var connection: UpstreamConnection?
     private var connectionEpoch: UInt64 = 0
+    /// Token rotation: the attempt opening alongside `connection` (`connectSuccessor`).
+    private var successor: UpstreamConnection?
+    private var successorEpoch: UInt64 = 0
+    /// Token rotation: the previous connection, closing after its successor opened; still delivered.
+    private var retiring: UpstreamConnection?
+    private var retiringEpoch: UInt64 = 0
+    private var renewalTimer: Scheduled<Void>?
     private var supervisorTimer: Scheduled<Void>?
     private var keepaliveTimer: Scheduled<Void>?
     private var authTimer: Scheduled<Void>?
@@ -124,14 +136,16 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         onLoop { driver in
             let wasReading = driver.pausers.isEmpty
             driver.pausers.insert(token)
-            if wasReading { driver.connection?.setReading(false) }
+            if wasReading {
+                for connection in [driver.connection, driver.successor, driver.retiring] { connection?.setReading(false) }
+            }
         }
     }
 
     public func resume(by token: ObjectIdentifier) {
         onLoop { driver in
             guard driver.pausers.remove(token) != nil, driver.pausers.isEmpty else { return }
-            driver.connection?.setReading(true)
+            for connection in [driver.connection, driver.successor, driver.retiring] { connection?.setReading(true) }
         }
     }
 
@@ -155,6 +169,16 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
             fetchCredentials(rejected: forceRefresh ? lastCredentialGeneration : nil)
         case .connect(let epoch):
             connect(epoch: epoch)
+        case .connectSuccessor(let epoch):
+            connect(epoch: epoch, asSuccessor: true)
+        case .abortSuccessor:
+            if let successor {
+                successor.delegate = nil
+                successor.abort(code: CloseCode.goingAway, reason: "connection abandoned")
+            }
+            successor = nil
+        case .retire(let epoch, let code, let reason):
+            if let retiring, retiringEpoch == epoch { retiring.close(code: code, reason: reason) }
         case .sendClose(let code, let reason):
             connection?.close(code: code, reason: reason)
         case .abortConnection:
@@ -172,8 +196,14 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
             supervisorTimer?.cancel()
             keepaliveTimer?.cancel()
             authTimer?.cancel()
+            renewalTimer?.cancel()
             connection?.delegate = nil
             connection = nil
+            successor?.delegate = nil
+            successor?.abort(code: CloseCode.goingAway, reason: "connection abandoned")
+            successor = nil
+            retiring?.delegate = nil
+            retiring = nil
             consumer.unregister(upstream: settings.name)
             finishedPromise.succeed()
         }
@@ -219,14 +249,23 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         }
     }
 
-    private func connect(epoch: UInt64) {
-        if let old = connection {
-            old.delegate = nil
-            old.abort(code: CloseCode.goingAway, reason: "superseded")
+    private func connect(epoch: UInt64, asSuccessor: Bool = false) {
+        if asSuccessor {
+            if let old = successor {
+                old.delegate = nil
+                old.abort(code: CloseCode.goingAway, reason: "superseded")
+            }
+        } else {
+            for old in [connection, successor].compactMap({ $0 }) {
+                old.delegate = nil
+                old.abort(code: CloseCode.goingAway, reason: "superseded")
+            }
+            successor = nil
+            keepaliveTimer?.cancel()
+            authTimer?.cancel()
+            renewalTimer?.cancel()
+            awaitingAuthOK = nil
         }
-        keepaliveTimer?.cancel()
-        authTimer?.cancel()
-        awaitingAuthOK = nil
         var request = HandshakeRequest(settings: settings)
         let credential = pendingCredential
         pendingCredential = nil
@@ -265,12 +304,18 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         )
         connection.delegate = ConnectionEvents(driver: self, epoch: epoch, authMessage: credential?.authMessage,
                                                authOKPattern: credential?.authOKPattern,
-                                               authTimeout: credential?.authTimeout)
-        self.connection = connection
-        connectionEpoch = epoch
+                                               authTimeout: credential?.authTimeout,
+                                               renewAt: credential?.renewAt)
+        if asSuccessor {
+            successor = connection
+            successorEpoch = epoch
+        } else {
+            self.connection = connection
+            connectionEpoch = epoch
+        }
         logger.debug("connecting", metadata: [
             "epoch": "\(epoch)", "url": "\(settings.url)", "proxy": "\(proxy?.description ?? "none")",
-            "token": "\(credential?.fingerprint ?? "none")",
+            "token": "\(credential?.fingerprint ?? "none")", "successor": "\(asSuccessor)",
         ])
         connection.start()
         if !pausers.isEmpty { connection.setReading(false) }
@@ -279,8 +324,26 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     // MARK: - Connection callbacks (loop)
 
     fileprivate func opened(_ connection: UpstreamConnection, epoch: UInt64, events: ConnectionEvents) {
+        if let successor, epoch == successorEpoch, successor === connection {
+            // Token rotation: the successor becomes the current connection; the old one retires (the
+            // supervisor's `retire` action closes it) and is still delivered until it is gone.
+            if let old = retiring {
+                old.delegate = nil
+                old.abort(code: CloseCode.goingAway, reason: "superseded")
+            }
+            retiring = self.connection
+            retiringEpoch = connectionEpoch
+            self.connection = successor
+            connectionEpoch = successorEpoch
+            self.successor = nil
+            keepaliveTimer?.cancel()
+            authTimer?.cancel()
+            renewalTimer?.cancel()
+            awaitingAuthOK = nil
+        }
         guard epoch == connectionEpoch else { return }
         let now = ContinuousClock.now
+        scheduleRenewal(at: events.renewAt, epoch: epoch)
         consumer.deliver([.connected(upstream: settings.name, epoch: epoch, at: .now())])
         logger.debug("upgrade complete", metadata: [
             "epoch": "\(epoch)", "subprotocol": "\(connection.subprotocol ?? "none")",
@@ -310,8 +373,8 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     }
 
     fileprivate func received(_ messages: [InboundMessage], epoch: UInt64) {
-        guard epoch == connectionEpoch else { return }
-        if let pattern = awaitingAuthOK, let connection {
+        guard epoch == connectionEpoch || (retiring != nil && epoch == retiringEpoch) else { return }
+        if epoch == connectionEpoch, let pattern = awaitingAuthOK, let connection {
             for message in messages where message.kind == .text {
                 if message.payload.getString(at: message.payload.readerIndex, length: message.payload.readableBytes)?
                     .contains(pattern) == true {
@@ -349,8 +412,12 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     }
 
     fileprivate func failedToOpen(_ failure: ConnectionFailure, epoch: UInt64) {
-        guard epoch == connectionEpoch else { return }
-        connection = nil
+        if successor != nil, epoch == successorEpoch {
+            successor = nil  // the current connection stays; the supervisor retries the rotation later
+        } else {
+            guard epoch == connectionEpoch else { return }
+            connection = nil
+        }
         switch failure {
         case .upgradeRejected(let status, _, _):
             let retryAfter = failure.header("Retry-After").flatMap { RetryAfter.parse($0, now: Date()) }
@@ -362,13 +429,44 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
 
     fileprivate func closed(_ info: ConnectionCloseInfo, epoch: UInt64) {
         consumer.deliver([.disconnected(upstream: settings.name, epoch: epoch, code: info.code, reason: info.reason, at: .now())])
+        if retiring != nil, epoch == retiringEpoch {
+            retiring = nil
+            logger.info("retired connection closed: \(info)", metadata: ["epoch": "\(epoch)"])
+            return
+        }
         guard epoch == connectionEpoch else { return }
         connection = nil
         keepaliveTimer?.cancel()
         authTimer?.cancel()
+        renewalTimer?.cancel()
+        awaitingAuthOK = nil
+        if let successor {
+            // The old connection ended during a rotation: the successor carries on as the current attempt.
+            connection = successor
+            connectionEpoch = successorEpoch
+            self.successor = nil
+        }
         logger.log(level: info.initiator == .local ? .info : .warning, "disconnected: \(info)", metadata: ["epoch": "\(epoch)"])
         let code: UInt16? = info.initiator == .transport ? nil : info.code
         handle(.closed(code: code, reason: info.reason, now: .now))
+    }
+
+    // MARK: - Token rotation
+
+    /// Arms the rotation timer for the connection `epoch` that just opened, when its credential has a
+    /// renew-at instant and `reconnect_before_expiry` is on. At least one second after the open, so a token
+    /// already within its skew cannot cause a tight loop of rotations.
+    private func scheduleRenewal(at renewAt: WallClockTime?, epoch: UInt64) {
+        renewalTimer?.cancel()
+        renewalTimer = nil
+        guard settings.reconnectBeforeExpiry, let renewAt else { return }
+        let micros = renewAt.microsecondsSinceEpoch - WallClockTime.now().microsecondsSinceEpoch
+        let delay = max(Duration.seconds(1), Duration.microseconds(micros))
+        logger.debug("token rotation scheduled", metadata: ["epoch": "\(epoch)", "in": "\(delay)"])
+        renewalTimer = schedule(.now + delay) { driver in
+            guard driver.connectionEpoch == epoch, driver.connection != nil else { return }
+            driver.handle(.renewalDue(now: .now))
+        }
     }
 
     // MARK: - Keepalive
@@ -429,8 +527,11 @@ private final class ConnectionEvents: UpstreamConnectionDelegate {
     let authMessage: String?
     let authOKPattern: String?
     let authTimeout: Duration?
+    let renewAt: WallClockTime?
 
-    init(driver: UpstreamDriver, epoch: UInt64, authMessage: String?, authOKPattern: String?, authTimeout: Duration?) {
+    init(driver: UpstreamDriver, epoch: UInt64, authMessage: String?, authOKPattern: String?, authTimeout: Duration?,
+         renewAt: WallClockTime?) {
+        self.renewAt = renewAt
         self.driver = driver
         self.epoch = epoch
         self.authMessage = authMessage

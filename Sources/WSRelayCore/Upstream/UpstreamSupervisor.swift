@@ -39,6 +39,13 @@ import Logging
 ///   waits `max(Retry-After, backoff delay)`; without one it is plain backoff.
 /// - Everything else (other statuses, connect/TLS/timeout errors, 1006 drops, keepalive deaths, other
 ///   close codes, credential failures) backs off with `ReconnectBackoff`.
+/// - Make-before-break rotation (`reconnect_before_expiry`): `renewalDue` on an open connection fetches a
+///   fresh token and opens a successor (`connectSuccessor`) while the old connection stays open (state stays
+///   `open` on the old epoch; `renewal` tracks the progress). When the successor opens, the old one is
+///   `retire`d with 1000 "token rotation" and the state becomes `open` on the new epoch. If the successor
+///   fails, the old connection is kept and the renewal is retried after a backoff delay (the one timer). If
+///   the old connection ends first, the successor continues as an ordinary attempt. Any other way out of
+///   `open` (pause, reconnect, shutdown, removal, keepalive death) abandons the successor (`abortSuccessor`).
 /// - The backoff counter resets only when a connection that stayed open for at least
 ///   `reconnect.resetAfter` ends, so servers that accept and then drop cannot cause a tight loop.
 ///   Operator actions (`resume`, `reconnectRequested`) also reset it.
@@ -61,8 +68,20 @@ public struct UpstreamSupervisor: Sendable {
         case finished
     }
 
+    /// Progress of a make-before-break token rotation while the state is `open`.
+    public enum Renewal: Sendable, Equatable {
+        /// A fresh token is being fetched for the successor.
+        case fetchingCredentials
+        /// The successor connection (this epoch) is being opened.
+        case connecting(epoch: UInt64)
+        /// The last renewal failed; the next one starts when the timer fires at this instant.
+        case retrying(at: ContinuousClock.Instant)
+    }
+
     public enum Event: Sendable, Equatable {
         case start(now: ContinuousClock.Instant)
+        /// The token of the open connection is about to expire (its renew-at instant was reached).
+        case renewalDue(now: ContinuousClock.Instant)
         case credentialsReady(now: ContinuousClock.Instant)
         case credentialsFailed(reason: String, now: ContinuousClock.Instant)
         /// The WebSocket upgrade succeeded.
@@ -87,6 +106,13 @@ public struct UpstreamSupervisor: Sendable {
     public enum Action: Sendable, Equatable {
         case fetchCredentials(forceRefresh: Bool)
         case connect(epoch: UInt64)
+        /// Open a second connection with this epoch while the current one stays open (token rotation).
+        case connectSuccessor(epoch: UInt64)
+        /// Tear down the in-flight successor attempt (the current connection is unaffected).
+        case abortSuccessor
+        /// The successor is open: close the previous connection (`epoch`) with a closing handshake. Its
+        /// messages until then are still delivered; its later events are not supervisor events.
+        case retire(epoch: UInt64, code: UInt16, reason: String)
         case sendClose(code: UInt16, reason: String)
         /// Tear down the in-flight attempt or the open channel without a closing handshake.
         case abortConnection
@@ -104,6 +130,8 @@ public struct UpstreamSupervisor: Sendable {
     public static let pauseClose: (code: UInt16, reason: String) = (1000, "paused")
     /// Close code and reason sent on an operator `reconnect`.
     public static let reconnectClose: (code: UInt16, reason: String) = (1000, "reconnect requested")
+    /// Close code and reason sent to the old connection once its successor is open.
+    public static let rotationClose: (code: UInt16, reason: String) = (1000, "token rotation")
 
     public let settings: UpstreamSettings
     /// How long shutdown/removal waits for the server to answer our close frame.
@@ -111,6 +139,10 @@ public struct UpstreamSupervisor: Sendable {
 
     public private(set) var state: State = .idle
     public private(set) var backoff: ReconnectBackoff
+    /// A token rotation in progress; only ever non-nil while `state` is `open`.
+    public private(set) var renewal: Renewal?
+    /// The successor attempt of the last renewal was rejected because of its token.
+    private var renewalForceRefresh = false
 
     private var random: any RandomNumberGenerator & Sendable
 
@@ -195,11 +227,23 @@ public struct UpstreamSupervisor: Sendable {
             default: return []  // already started, or paused before start (resume starts it)
             }
 
+        case .renewalDue(let now):
+            guard case .open = state, settings.reconnectBeforeExpiry, usesCredentials, renewal == nil else { return [] }
+            return beginRenewal(now: now)
+
         case .credentialsReady(let now):
+            if case .open = state, renewal == .fetchingCredentials {
+                epoch += 1
+                renewal = .connecting(epoch: epoch)
+                return [.connectSuccessor(epoch: epoch)]
+            }
             guard case .waitingForCredentials = state else { return [] }
             return connectNow(now: now)
 
         case .credentialsFailed(let reason, let now):
+            if case .open = state, renewal == .fetchingCredentials {
+                return renewalFailed(now: now, message: "credentials unavailable for token rotation: \(reason)")
+            }
             guard case .waitingForCredentials = state else { return [] }
             let cause = "credentials"
             count(cause)
@@ -208,6 +252,20 @@ public struct UpstreamSupervisor: Sendable {
             return backOff(cause: cause, now: now, message: "credentials unavailable: \(reason)")
 
         case .connected(let now):
+            if case .open(let old, _) = state, case .connecting(let successor) = renewal {
+                count("token rotation")
+                connects += 1
+                noteConnectionEnded(now: now)
+                openedAt = now
+                nextRetry = nil
+                renewal = nil
+                renewalForceRefresh = false
+                transition(to: .open(epoch: successor, since: now), now: now)
+                return [
+                    .log(.info, "connected (epoch \(successor)); retiring epoch \(old) after token rotation"),
+                    .retire(epoch: old, code: Self.rotationClose.code, reason: Self.rotationClose.reason),
+                ]
+            }
             guard case .connecting = state else { return [] }
             connects += 1
             openedAt = now
@@ -216,6 +274,10 @@ public struct UpstreamSupervisor: Sendable {
             return [.log(.info, "connected (epoch \(epoch))")]
 
         case .upgradeFailed(let status, let retryAfter, let now):
+            if case .open = state, case .connecting = renewal {
+                renewalForceRefresh = settings.refreshOnStatus.contains(status)
+                return renewalFailed(now: now, atLeast: retryAfter, message: "token rotation: upgrade rejected with HTTP \(status)")
+            }
             guard case .connecting = state else { return [] }
             let cause = "http \(status)"
             count(cause)
@@ -229,6 +291,9 @@ public struct UpstreamSupervisor: Sendable {
             return backOff(cause: cause, now: now, atLeast: retryAfter, message: message)
 
         case .connectFailed(let error, let now):
+            if case .open = state, case .connecting = renewal {
+                return renewalFailed(now: now, message: "token rotation: connect failed: \(error)")
+            }
             guard case .connecting = state else { return [] }
             let cause = "connect error"
             count(cause)
@@ -239,6 +304,12 @@ public struct UpstreamSupervisor: Sendable {
         case .closed(let code, let reason, let now):
             switch state {
             case .open:
+                switch renewal {
+                case .fetchingCredentials?, .connecting?:
+                    return closedDuringRenewal(renewal!, code: code, reason: reason, now: now)
+                case .retrying?, nil:
+                    break
+                }
                 return connectionClosed(code: code, reason: reason, now: now)
             case .shuttingDown:
                 lastCloseCode = code ?? 1006
@@ -251,6 +322,7 @@ public struct UpstreamSupervisor: Sendable {
         case .keepaliveDead(let reason, let now):
             switch state {
             case .open:
+                let abandoned = abandonRenewal()
                 let cause: String
                 switch reason {
                 case .pongTimeout: cause = "pong timeout"
@@ -260,7 +332,7 @@ public struct UpstreamSupervisor: Sendable {
                 lastError = reason.description
                 noteConnectionEnded(now: now)
                 authRejections = 0
-                return [.abortConnection] + backOff(cause: cause, now: now, message: "connection dead: \(reason)")
+                return abandoned + [.abortConnection] + backOff(cause: cause, now: now, message: "connection dead: \(reason)")
             case .shuttingDown:
                 return [.abortConnection] + finish(now: now, cancelTimer: true)
             default:
@@ -272,6 +344,11 @@ public struct UpstreamSupervisor: Sendable {
             case .backingOff(let until, _):
                 guard now >= until else { return [.scheduleTimer(at: until)] }
                 return beginAttempt(now: now)
+            case .open:
+                guard case .retrying(let at) = renewal else { return [] }
+                guard now >= at else { return [.scheduleTimer(at: at)] }
+                renewal = nil
+                return beginRenewal(now: now)
             case .shuttingDown:
                 guard let deadline = shutdownDeadline, now >= deadline else { return [] }
                 return [
@@ -292,6 +369,7 @@ public struct UpstreamSupervisor: Sendable {
             case .open:
                 count("pause")
                 noteConnectionEnded(now: now)
+                actions += abandonRenewal()
                 actions.append(.sendClose(code: Self.pauseClose.code, reason: Self.pauseClose.reason))
             case .backingOff:
                 actions.append(.cancelTimer)
@@ -313,7 +391,7 @@ public struct UpstreamSupervisor: Sendable {
                 count("reconnect")
                 noteConnectionEnded(now: now)
                 resetBackoff()
-                return [
+                return abandonRenewal() + [
                     .sendClose(code: Self.reconnectClose.code, reason: Self.reconnectClose.reason),
                     .log(.info, "reconnecting on request"),
                 ] + beginAttempt(now: now)
@@ -342,6 +420,10 @@ public struct UpstreamSupervisor: Sendable {
     // MARK: - Transitions
 
     private mutating func transition(to newState: State, now: ContinuousClock.Instant) {
+        if case .open = newState {} else {
+            renewal = nil
+            renewalForceRefresh = false
+        }
         state = newState
         lastStateChange = now
     }
@@ -370,6 +452,78 @@ public struct UpstreamSupervisor: Sendable {
         epoch += 1
         transition(to: .connecting(attempt: attempt), now: now)
         return [.connect(epoch: epoch)]
+    }
+
+    // MARK: - Token rotation
+
+    private mutating func beginRenewal(now: ContinuousClock.Instant) -> [Action] {
+        renewal = .fetchingCredentials
+        return [
+            .log(.info, "token about to expire; opening a successor connection before closing this one"),
+            .fetchCredentials(forceRefresh: renewalForceRefresh),
+        ]
+    }
+
+    /// The successor (or its token) failed: keep the old connection, try again after a backoff delay.
+    private mutating func renewalFailed(
+        now: ContinuousClock.Instant,
+        atLeast minimum: Duration? = nil,
+        message: String
+    ) -> [Action] {
+        count("token rotation failed")
+        lastError = message
+        var delay = backoff.nextDelay(using: &random)
+        if let minimum, minimum > delay { delay = minimum }
+        let at = now + delay
+        renewal = .retrying(at: at)
+        return [
+            .log(.warning, "\(message); keeping the current connection, retrying the rotation in \(UpstreamState.describe(delay))"),
+            .scheduleTimer(at: at),
+        ]
+    }
+
+    /// Leaving `open` another way: drop the successor attempt, if any.
+    private mutating func abandonRenewal() -> [Action] {
+        defer {
+            renewal = nil
+            renewalForceRefresh = false
+        }
+        if case .connecting = renewal { return [.abortSuccessor] }
+        return []
+    }
+
+    /// The old connection ended while its successor was on the way: the successor carries on as an ordinary
+    /// attempt (the shell makes it the current connection), unless the close code is fatal.
+    private mutating func closedDuringRenewal(
+        _ current: Renewal,
+        code: UInt16?,
+        reason: String,
+        now: ContinuousClock.Instant
+    ) -> [Action] {
+        let effective = code ?? 1006
+        count(String(effective))
+        lastCloseCode = effective
+        lastCloseReason = reason
+        noteConnectionEnded(now: now)
+        let described = code == nil ? "connection lost (1006)" : "closed by server: \(effective)"
+        let what = reason.isEmpty ? described : "\(described) \(reason)"
+        if let code, settings.fatalCloseCodes.contains(code) {
+            let why = "fatal close code \(code)" + (reason.isEmpty ? "" : " (\(reason))")
+            lastError = why
+            nextRetry = nil
+            let abort: [Action] = { if case .connecting = current { return [.abortConnection] } else { return [] } }()
+            transition(to: .stopped(reason: why), now: now)
+            return abort + [.log(.error, "\(what); \(code) is configured fatal, not reconnecting")]
+        }
+        attempt += 1
+        nextRetry = nil
+        switch current {
+        case .connecting:
+            transition(to: .connecting(attempt: attempt), now: now)
+        default:
+            transition(to: .waitingForCredentials(attempt: attempt), now: now)
+        }
+        return [.log(.warning, "\(what) during token rotation; continuing with the successor")]
     }
 
     /// Bookkeeping when an open connection ends: a connection that lived `resetAfter` proves the
@@ -451,10 +605,11 @@ public struct UpstreamSupervisor: Sendable {
         case .open:
             count(cause)
             noteConnectionEnded(now: now)
+            let abandoned = abandonRenewal()
             let deadline = now + closeTimeout
             shutdownDeadline = deadline
             transition(to: .shuttingDown, now: now)
-            return [
+            return abandoned + [
                 .log(.info, cause == "shutdown" ? "closing (shutdown)" : "closing (upstream removed)"),
                 .sendClose(code: close.code, reason: close.reason),
                 .scheduleTimer(at: deadline),
