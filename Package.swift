@@ -64,6 +64,8 @@ let package = Package(
             name: "wsrelay",
             dependencies: [
                 "WSRelayCore",
+                "WSRelaySimulator",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

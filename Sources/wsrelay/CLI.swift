@@ -23,7 +23,7 @@ struct WSRelayCommand: ParsableCommand {
             Exit status: 0 success; 1 runtime or startup failure; 64 usage error; 69 daemon unreachable; 78 invalid configuration.
             """,
         version: WSRelayVersion.string,
-        subcommands: [Run.self, CheckConfig.self, TailCommand.self, Status.self, Demo.self],
+        subcommands: [Run.self, CheckConfig.self, TailCommand.self, Status.self, DemoCommand.self],
         defaultSubcommand: Run.self
     )
 }
@@ -99,6 +99,3 @@ struct Status: ReservedCommand {
     static let configuration = CommandConfiguration(abstract: "Show the state of every upstream, sink and subscriber.")
 }
 
-struct Demo: ReservedCommand {
-    static let configuration = CommandConfiguration(abstract: "Run a self-contained demonstration with a local upstream.")
-}

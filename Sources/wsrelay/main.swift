@@ -12,7 +12,9 @@ do {
     WSRelayCommand.exit(withError: error)
 }
 
-if let run = command as? Run {
+if let demo = command as? DemoCommand {
+    exit(await demo.execute())
+} else if let run = command as? Run {
     let launch = Launcher.prepare(run.launchOptions(environment: environment), environment: environment)
     let status = await Daemon(launch).run()
     exit(status)
