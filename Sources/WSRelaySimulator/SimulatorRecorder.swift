@@ -18,6 +18,8 @@ public final class SimulatorRecorder: Sendable {
         public var messagesSent = 0
         public var closeCodeReceived: UInt16?
         public var closed = false
+        /// When the upgrade request arrived (before the 101 was sent), so it orders correctly against the
+        /// close of another connection even across event loops.
         public var openedAt: ContinuousClock.Instant
         /// When the server saw the TCP connection end.
         public var closedAt: ContinuousClock.Instant?
@@ -37,10 +39,11 @@ public final class SimulatorRecorder: Sendable {
     public var acceptedConnections: [Connection] { connections.filter(\.accepted) }
     public var totalSent: Int { sent.withLockedValue { $0 } }
 
-    func add(path: String, headers: [(String, String)], accepted: Bool, status: Int) -> Int {
+    func add(path: String, headers: [(String, String)], accepted: Bool, status: Int,
+             openedAt: ContinuousClock.Instant = .now) -> Int {
         state.withLockedValue { list in
             list.append(Connection(id: list.count, path: path, headers: headers, accepted: accepted, status: status,
-                                   openedAt: .now))
+                                   openedAt: openedAt))
             return list.count - 1
         }
     }

@@ -21,6 +21,7 @@ public final class SimulatorServer: Sendable {
     private let channel: any Channel
     private let tokens: NIOLockedValueBox<Set<String>?>
     private let open = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+    private let upgradeRequests = NIOLockedValueBox<[ObjectIdentifier: ContinuousClock.Instant]>([:])
 
     private init(channel: any Channel, tokens: Set<String>?) {
         self.channel = channel
@@ -117,6 +118,8 @@ public final class SimulatorServer: Sendable {
             automaticErrorHandling: true,
             shouldUpgrade: { [self] channel, head in
                 guard case .upgrade = decide(head) else { return channel.eventLoop.makeSucceededFuture(nil) }
+                let requestedAt = ContinuousClock.now
+                upgradeRequests.withLockedValue { $0[ObjectIdentifier(channel)] = requestedAt }
                 var headers = HTTPHeaders()
                 if let offered = head.headers.first(name: "Sec-WebSocket-Protocol")?.split(separator: ",").first {
                     headers.add(name: "Sec-WebSocket-Protocol", value: offered.trimmingSpaces)
@@ -125,8 +128,9 @@ public final class SimulatorServer: Sendable {
             },
             upgradePipelineHandler: { [self] channel, head in
                 guard case .upgrade(let scenario) = decide(head) else { return channel.close() }
+                let requestedAt = upgradeRequests.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) }
                 let id = recorder.add(path: head.uri, headers: head.headers.map { ($0.name, $0.value) },
-                                      accepted: true, status: 101)
+                                      accepted: true, status: 101, openedAt: requestedAt ?? .now)
                 let key = ObjectIdentifier(channel)
                 open.withLockedValue { $0[key] = channel }
                 channel.closeFuture.whenComplete { [self] _ in
