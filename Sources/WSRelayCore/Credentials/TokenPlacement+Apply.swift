@@ -28,7 +28,7 @@ extension TokenPlacement {
             let pair = "\(name)=\(token)"
             if let index = request.headers.firstIndex(where: { Self.sameName($0.name, "Cookie") }) {
                 var parts = request.headers[index].value.split(separator: ";").map {
-                    $0.trimmingCharacters(in: " \t")
+                    $0.trimmingHTTPWhitespace
                 }.filter { !$0.isEmpty && !$0.hasPrefix(name + "=") && $0 != name }
                 parts.append(pair)
                 request.headers[index].value = parts.joined(separator: "; ")
@@ -66,15 +66,6 @@ extension TokenPlacement {
 
     private static func sameName(_ a: String, _ b: String) -> Bool {
         a.utf8.count == b.utf8.count && a.lowercased() == b.lowercased()
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        var s = self
-        while let first = s.first, set.contains(first) { s.removeFirst() }
-        while let last = s.last, set.contains(last) { s.removeLast() }
-        return String(s)
     }
 }
 

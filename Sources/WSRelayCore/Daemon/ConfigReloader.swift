@@ -1,5 +1,4 @@
 import Logging
-import NIOConcurrencyHelpers
 
 /// Applies a changed config file without a restart (SIGHUP, `systemctl reload`).
 ///
@@ -11,7 +10,6 @@ final class ConfigReloader: Sendable {
     private let environment: [String: String]
     private let logLevelOverride: Logger.Level?
     private let logLevel: LogLevelControl
-    private let current: NIOLockedValueBox<Configuration>
     private let runtime: RelayRuntime
     private let notifier: SystemdNotifier
     private let board: DaemonStatusBoard
@@ -19,14 +17,13 @@ final class ConfigReloader: Sendable {
 
     init(
         path: String, environment: [String: String], logLevelOverride: Logger.Level?, logLevel: LogLevelControl,
-        current: Configuration, runtime: RelayRuntime, notifier: SystemdNotifier, board: DaemonStatusBoard,
+        runtime: RelayRuntime, notifier: SystemdNotifier, board: DaemonStatusBoard,
         logger: Logger
     ) {
         self.path = path
         self.environment = environment
         self.logLevelOverride = logLevelOverride
         self.logLevel = logLevel
-        self.current = NIOLockedValueBox(current)
         self.runtime = runtime
         self.notifier = notifier
         self.board = board
@@ -49,7 +46,6 @@ final class ConfigReloader: Sendable {
             let next = loaded.configuration
             logLevel.level = logLevelOverride ?? next.daemon.logLevel
             await runtime.apply(next)
-            current.withLockedValue { $0 = next }
             logger.notice("configuration reloaded")
         }
         notifier.ready(status: DaemonStatusBoard.line(board.snapshot))

@@ -13,7 +13,7 @@ import UnixSignals
 /// in which upstreams are closed before sinks drain; a second SIGTERM exits at once.
 public final class Daemon {
     private let launch: PreparedLaunch
-    private var configuration: Configuration
+    private let configuration: Configuration
     private let logger: Logger
     private let notifier: SystemdNotifier
     private let forcedExit = ForcedExit()
@@ -110,7 +110,6 @@ public final class Daemon {
             environment: launch.environment,
             logLevelOverride: launch.options.logLevel,
             logLevel: launch.logLevel,
-            current: configuration,
             runtime: runtime,
             notifier: notifier,
             board: board,

@@ -10,21 +10,14 @@ import ServiceLifecycle
 /// readiness, runs the runtime's services in a `ServiceGroup`, forwards reloads, and reads the status board
 /// for `STATUS=`.
 public final class RelayRuntime: Sendable {
-    public let group: any EventLoopGroup
     public let sinks: SinkSet
     public let credentials: CredentialStore
     public let upstreams: [UpstreamDriver]
-    private let logger: Logger
-    private let board: DaemonStatusBoard
 
-    private init(group: any EventLoopGroup, sinks: SinkSet, credentials: CredentialStore, upstreams: [UpstreamDriver],
-                 board: DaemonStatusBoard, logger: Logger) {
-        self.group = group
+    private init(sinks: SinkSet, credentials: CredentialStore, upstreams: [UpstreamDriver]) {
         self.sinks = sinks
         self.credentials = credentials
         self.upstreams = upstreams
-        self.board = board
-        self.logger = logger
     }
 
     /// Opens what must exist before READY=1 — files, listening sockets — and prepares (but does not start)
@@ -56,9 +49,8 @@ public final class RelayRuntime: Sendable {
             )
         }
         registry.set(drivers)
-        board.update { $0.upstreamsConfigured = drivers.count }
-        return RelayRuntime(group: group, sinks: sinks, credentials: credentials, upstreams: drivers, board: board,
-                            logger: logger)
+        registry.publish(to: board)
+        return RelayRuntime(sinks: sinks, credentials: credentials, upstreams: drivers)
     }
 
     /// Long-running parts in start order. Shutdown runs in reverse: upstreams close first, then every sink

@@ -31,7 +31,7 @@ public enum ProxyResolver {
     static func isExcluded(host: String, noProxy: String) -> Bool {
         let name = host.lowercased()
         for raw in noProxy.split(separator: ",") {
-            var entry = String(raw).trimming(" ").lowercased()
+            var entry = raw.trimmingHTTPWhitespace.lowercased()
             if entry == "*" { return true }
             if let colon = entry.lastIndex(of: ":"), !entry.contains("]"), entry.filter({ $0 == ":" }).count == 1 {
                 entry = String(entry[..<colon])  // "host:port" entries match the host
@@ -73,13 +73,6 @@ public enum ProxyResolver {
 }
 
 extension String {
-    func trimming(_ set: Character) -> String {
-        var s = Substring(self)
-        while s.first == set { s.removeFirst() }
-        while s.last == set { s.removeLast() }
-        return String(s)
-    }
-
     /// Percent-decoding for URL userinfo, without Foundation.
     var percentDecoded: String {
         var bytes: [UInt8] = []

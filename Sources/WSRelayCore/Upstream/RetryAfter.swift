@@ -24,7 +24,7 @@ public enum RetryAfter {
     /// The wait the header asks for, relative to `now`; `nil` when the value is not a valid `Retry-After`.
     /// A date in the past yields zero.
     public static func parse(_ headerValue: String, now: Date) -> Duration? {
-        let value = headerValue.trimmingHTTPWhitespace()
+        let value = headerValue.trimmingHTTPWhitespace
         guard !value.isEmpty else { return nil }
 
         if value.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
@@ -141,15 +141,5 @@ private enum HTTPDate {
         let mp = (5 * doy + 2) / 153
         let month = mp < 10 ? mp + 3 : mp - 9
         return yoe + era * 400 + (month <= 2 ? 1 : 0)
-    }
-}
-
-private extension String {
-    /// Strips the optional whitespace (SP / HTAB) HTTP allows around a field value.
-    func trimmingHTTPWhitespace() -> String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
-        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
-        return String(s)
     }
 }
