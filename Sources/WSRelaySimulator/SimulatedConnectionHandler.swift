@@ -15,10 +15,15 @@ final class SimulatedConnectionHandler: ChannelInboundHandler {
     private var tick: RepeatedTask?
     private var credit = 0.0
 
-    init(scenario: SimulatorScenario, recorder: SimulatorRecorder, id: Int) {
+    /// True while a `hold` scenario waits for `SimulatorServer.release()`.
+    private var held = false
+    private let isReleased: () -> Bool
+
+    init(scenario: SimulatorScenario, recorder: SimulatorRecorder, id: Int, isReleased: @escaping () -> Bool = { true }) {
         self.scenario = scenario
         self.recorder = recorder
         self.id = id
+        self.isReleased = isReleased
     }
 
     private var closeAfter: Int? {
@@ -30,6 +35,26 @@ final class SimulatedConnectionHandler: ChannelInboundHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        // A release that happened while this handler was being added is seen here rather than as an event.
+        if scenario.hold && !isReleased() {
+            held = true
+            return
+        }
+        start(context: context)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is SimulatorRelease {
+            if held {
+                held = false
+                start(context: context)
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func start(context: ChannelHandlerContext) {
         if let rate = scenario.rate, rate > 0 {
             let interval = TimeAmount.milliseconds(1)
             let perTick = rate / 1000
@@ -48,7 +73,7 @@ final class SimulatedConnectionHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        pump(context: context)
+        if !held { pump(context: context) }
         context.fireChannelWritabilityChanged()
     }
 
@@ -99,10 +124,16 @@ final class SimulatedConnectionHandler: ChannelInboundHandler {
             payload.writeInteger(UInt64(number))
             if scenario.size > 8 { payload.writeRepeatingByte(0xAB, count: scenario.size - 8) }
         } else {
-            payload.writeString("{\"n\":\(number),\"pad\":\"")
+            payload.writeStaticString("{\"n\":")
+            payload.writeDecimal(UInt64(number))
+            if scenario.stamp {
+                payload.writeStaticString(",\"t\":")
+                payload.writeDecimal(NIODeadline.now().uptimeNanoseconds)
+            }
+            payload.writeStaticString(",\"pad\":\"")
             let pad = max(0, scenario.size - payload.readableBytes - 2)
             payload.writeRepeatingByte(UInt8(ascii: "x"), count: pad)
-            payload.writeString("\"}")
+            payload.writeStaticString("\"}")
         }
         let opcode: WebSocketOpcode = scenario.binary ? .binary : .text
         if scenario.fragments <= 1 || payload.readableBytes < scenario.fragments {

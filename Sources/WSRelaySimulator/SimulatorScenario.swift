@@ -28,6 +28,12 @@ public struct SimulatorScenario: Sendable, Equatable {
     public var echo = false
     /// Never answer the client's close frame (a server that stalls the closing handshake).
     public var ignoreClose = false
+    /// Put the send time in every text message (`"t":<CLOCK_MONOTONIC nanoseconds>` after `"n"`), so a reader
+    /// on the same machine can measure how long a message took to reach it.
+    public var stamp = false
+    /// Send nothing until `SimulatorServer.release()` (the benchmarks start the clock there, after every
+    /// client and subscriber is in place, instead of racing the connection setup).
+    public var hold = false
 
     public init() {}
 
@@ -53,6 +59,8 @@ public struct SimulatorScenario: Sendable, Equatable {
             case "oversize": oversize = Int(value)
             case "echo": echo = value != "0"
             case "ignore_close": ignoreClose = value != "0"
+            case "stamp": stamp = value != "0"
+            case "hold": hold = value != "0"
             default: break
             }
         }

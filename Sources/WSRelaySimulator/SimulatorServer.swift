@@ -22,6 +22,8 @@ public final class SimulatorServer: Sendable {
     private let tokens: NIOLockedValueBox<Set<String>?>
     private let open = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
     private let upgradeRequests = NIOLockedValueBox<[ObjectIdentifier: ContinuousClock.Instant]>([:])
+    /// How many times `release()` was called; a `hold` connection opened before the n-th release starts with it.
+    private let releases = NIOLockedValueBox(0)
 
     private init(channel: any Channel, tokens: Set<String>?) {
         self.channel = channel
@@ -71,6 +73,16 @@ public final class SimulatorServer: Sendable {
     }
 
     public var openConnectionCount: Int { open.withLockedValue { $0.count } }
+
+    /// Starts every connection opened so far whose scenario has `hold=1`; connections opened later hold
+    /// until the next release. Returns how many connections were open.
+    @discardableResult
+    public func release() -> Int {
+        releases.withLockedValue { $0 += 1 }
+        let channels = open.withLockedValue { Array($0.values) }
+        for channel in channels { channel.pipeline.fireUserInboundEventTriggered(SimulatorRelease()) }
+        return channels.count
+    }
 
     public func stop() async {
         dropAll()
@@ -132,6 +144,7 @@ public final class SimulatorServer: Sendable {
                 let id = recorder.add(path: head.uri, headers: head.headers.map { ($0.name, $0.value) },
                                       accepted: true, status: 101, openedAt: requestedAt ?? .now)
                 let key = ObjectIdentifier(channel)
+                let generation = releases.withLockedValue { $0 }
                 open.withLockedValue { $0[key] = channel }
                 channel.closeFuture.whenComplete { [self] _ in
                     _ = open.withLockedValue { $0.removeValue(forKey: key) }
@@ -142,7 +155,8 @@ public final class SimulatorServer: Sendable {
                 }
                 return channel.pipeline.removeHandler(name: RejectingHTTPHandler.name).flatMapThrowing {
                     try channel.pipeline.syncOperations.addHandler(
-                        SimulatedConnectionHandler(scenario: scenario, recorder: self.recorder, id: id))
+                        SimulatedConnectionHandler(scenario: scenario, recorder: self.recorder, id: id,
+                                                   isReleased: { self.releases.withLockedValue { $0 } > generation }))
                 }
             }
         )

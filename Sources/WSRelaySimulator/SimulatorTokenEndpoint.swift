@@ -16,7 +16,7 @@ public final class SimulatorTokenEndpoint: Sendable {
         self.port = channel.localAddress?.port ?? 0
     }
 
-    public static func start(host: String = "127.0.0.1", group: any EventLoopGroup,
+    public static func start(host: String = "127.0.0.1", port: Int = 0, group: any EventLoopGroup,
                              onIssue: @escaping @Sendable (String) -> Void) async throws -> SimulatorTokenEndpoint {
         let box = NIOLockedValueBox<SimulatorTokenEndpoint?>(nil)
         let channel = try await ServerBootstrap(group: group)
@@ -26,7 +26,7 @@ public final class SimulatorTokenEndpoint: Sendable {
                     try channel.pipeline.syncOperations.addHandler(TokenHandler { box.withLockedValue { $0 }?.issue(onIssue) ?? "" })
                 }
             }
-            .bind(host: host, port: 0).get()
+            .bind(host: host, port: port).get()
         let endpoint = SimulatorTokenEndpoint(channel: channel)
         box.withLockedValue { $0 = endpoint }
         return endpoint

@@ -23,7 +23,8 @@ struct WSRelayCommand: ParsableCommand {
             Exit status: 0 success; 1 runtime or startup failure; 64 usage error; 69 daemon unreachable; 78 invalid configuration.
             """,
         version: WSRelayVersion.string,
-        subcommands: [Run.self, CheckConfig.self, TailCommand.self, Status.self, DemoCommand.self],
+        subcommands: [Run.self, CheckConfig.self, TailCommand.self, StatusCommand.self, ReconnectCommand.self, PauseCommand.self, ResumeCommand.self,
+                      ReloadCommand.self, RefreshCredentialCommand.self, DemoCommand.self, ProbeCommand.self],
         defaultSubcommand: Run.self
     )
 }
@@ -85,17 +86,4 @@ struct CheckConfig: ParsableCommand {
     }
 }
 
-/// Commands whose implementation comes with later parts; listed so `--help` shows the whole surface.
-protocol ReservedCommand: ParsableCommand {}
-
-extension ReservedCommand {
-    func run() throws {
-        printError("wsrelay \(Self._commandName): not available in this version yet")
-        throw ExitCode(DaemonExitCode.usage.rawValue)
-    }
-}
-
-struct Status: ReservedCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the state of every upstream, sink and subscriber.")
-}
 

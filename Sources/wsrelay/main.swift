@@ -14,6 +14,8 @@ do {
 
 if let demo = command as? DemoCommand {
     exit(await demo.execute())
+} else if let probe = command as? ProbeCommand {
+    exit(await probe.execute())
 } else if let run = command as? Run {
     let launch = Launcher.prepare(run.launchOptions(environment: environment), environment: environment)
     let status = await Daemon(launch).run()

@@ -70,8 +70,8 @@ struct SinkJSONTests {
             #expect(error.exitCode == 69)
             #expect(error.description.contains("/nonexistent/dir/sock"))
         }
-        #expect(TailClient.explain(ENOENT, path: "/p").hasPrefix("no socket at /p: is wsrelay running"))
-        #expect(TailClient.explain(EACCES, path: "/p").hasPrefix("permission denied on /p"))
+        #expect(TailClient.explain(ENOENT, path: "/p", purpose: "is wsrelay running?").hasPrefix("no socket at /p: is wsrelay running"))
+        #expect(TailClient.explain(EACCES, path: "/p", purpose: "").hasPrefix("permission denied on /p"))
         #expect(String(decoding: TailClient.subscribeLine(["a", "b"]), as: UTF8.self) == #"{"subscribe":["a","b"]}"# + "\n")
     }
 

@@ -299,7 +299,7 @@ struct SinkUnixSocketTests {
         let socket = dir.file("s.sock")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let sinks = try await SinkTest.open([SinkTest.unixSettings(socket)], upstreams: ["market", "news"], group: group)
-        let service = SinkServiceRunner(services: sinks.services)
+        let service = SinkServiceRunner(services: [sinks])
         let tail = Task { await Self.tail(TailClient.Options(socketPath: socket, upstreams: ["news"], raw: true)) }
         #expect(await SinkTest.waitUntil { sinks.snapshot()[0].subscribers.first?.upstreams == ["news"] })
         let t = WallClockTime.now()

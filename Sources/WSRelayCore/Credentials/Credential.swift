@@ -18,6 +18,8 @@ public final class Credential: Sendable {
     private let logger: Logger
     private let clock: @Sendable () -> WallClockTime
     private let box: NIOLockedValueBox<Inner>
+    /// Refresh outcome counters (`RelayMetrics.credential(named:)`); no-ops when metrics are off.
+    private let metrics: CredentialMetrics
 
     private struct Inner {
         var machine: CredentialRefreshStateMachine
@@ -37,8 +39,10 @@ public final class Credential: Sendable {
 
     init(
         settings: AuthSettings, provider: any TokenProvider, logger: Logger,
-        clock: @escaping @Sendable () -> WallClockTime = { .now() }
+        clock: @escaping @Sendable () -> WallClockTime = { .now() },
+        metrics: CredentialMetrics = .disabled
     ) {
+        self.metrics = metrics
         self.name = settings.name
         self.settings = settings
         self.provider = provider
@@ -219,6 +223,7 @@ public final class Credential: Sendable {
         case .discarded:
             return
         case .succeeded(let success, let waiters):
+            metrics.refreshed(.success)
             for waiter in waiters { waiter.resume(returning: .success(success.token)) }
             var metadata: Logger.Metadata = [
                 "token": "\(success.token.fingerprint)", "generation": "\(success.token.generation)",
@@ -232,6 +237,7 @@ public final class Credential: Sendable {
                 logger.info("credential refreshed", metadata: metadata)
             }
         case .failed(let failure, let waiters):
+            metrics.refreshed(CredentialMetrics.outcome(of: failure.error))
             for waiter in waiters { waiter.resume(returning: .failure(failure.error)) }
             let metadata: Logger.Metadata = [
                 "error": "\(failure.error.message)", "retry_at": "\(failure.retryAt.rfc3339)", "reason": "\(reason)",

@@ -30,24 +30,41 @@ final class ConfigReloader: Sendable {
         self.logger = logger
     }
 
-    func reload() async {
+    /// Loads the file and applies it. Returns what happened, for the control socket's reply.
+    @discardableResult
+    func reload() async -> ReloadOutcome {
         notifier.reloading()
+        defer { notifier.ready(status: DaemonStatusBoard.line(board.snapshot)) }
         logger.notice("reloading configuration", metadata: ["config": "\(path)"])
         switch ConfigLoader.load(path: path, environment: environment) {
         case .failure(let error):
+            let errors = error.diagnostics.filter { $0.severity == .error }.map { "\($0)" }
             for diagnostic in error.diagnostics {
                 logger.error("reload rejected: \(diagnostic)")
             }
             logger.error("reload rejected: the running configuration stays in effect", metadata: [
-                "errors": "\(error.diagnostics.filter { $0.severity == .error }.count)",
+                "errors": "\(errors.count)",
             ])
+            return .rejected(errors)
         case .success(let loaded):
             for warning in loaded.warnings { logger.warning("\(warning)") }
             let next = loaded.configuration
-            logLevel.level = logLevelOverride ?? next.daemon.logLevel
-            await runtime.apply(next)
-            logger.notice("configuration reloaded")
+            do {
+                let plan = try await runtime.apply(next)
+                logLevel.level = logLevelOverride ?? next.daemon.logLevel
+                logger.notice("configuration reloaded")
+                return .applied(plan)
+            } catch {
+                logger.error("reload rejected: \(error); the running configuration stays in effect")
+                return .rejected(["\(error)"])
+            }
         }
-        notifier.ready(status: DaemonStatusBoard.line(board.snapshot))
     }
+}
+
+/// The result of one reload, as the control socket reports it.
+enum ReloadOutcome: Sendable {
+    case applied(ReloadPlan)
+    /// Nothing changed; the reasons (config diagnostics naming file and key, or the sink that failed to open).
+    case rejected([String])
 }

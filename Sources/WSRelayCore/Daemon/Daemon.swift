@@ -38,20 +38,47 @@ public final class Daemon {
 
     private func run(group: MultiThreadedEventLoopGroup, signals: UnixSignalsSequence) async -> Int32 {
         let board = DaemonStatusBoard()
+        let metrics = RelayMetrics(configuration.metrics)
+        let metricsService: MetricsService?
         let runtime: RelayRuntime
         do {
             runtime = try await RelayRuntime.open(
                 configuration: configuration, group: group, board: board, forcedExit: forcedExit,
-                environment: launch.environment, logger: logger)
+                environment: launch.environment, logger: logger, metrics: metrics)
+            metricsService = try await MetricsService.open(
+                configuration.metrics, metrics: metrics, group: group, logger: logger,
+                sinks: { [sinks = runtime.sinks] in sinks.snapshot() })
+        } catch {
+            return startupFailed("\(error)")
+        }
+        let reloader = ConfigReloader(
+            path: launch.options.configPath,
+            environment: launch.environment,
+            logLevelOverride: launch.options.logLevel,
+            logLevel: launch.logLevel,
+            runtime: runtime,
+            notifier: notifier,
+            board: board,
+            logger: logger
+        )
+        let control: ControlServer
+        do {
+            control = try await ControlServer.open(
+                path: configuration.daemon.controlSocket, group: group,
+                responder: DaemonControl(runtime: runtime, reloader: reloader, board: board,
+                                         configPath: launch.options.configPath),
+                logger: logger)
             try launch.pidFile?.publish()
         } catch {
             return startupFailed("\(error)")
         }
 
         var services: [any Service] = [StatusReporter(board: board, notifier: notifier)]
+        if let metricsService { services.insert(metricsService, at: 0) }  // first up, last down
         if let interval = SystemdNotifier.watchdogInterval() {
             services.append(WatchdogService(group: group, notifier: notifier, interval: interval, logger: logger))
         }
+        services.append(control)
         services += runtime.services
         var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = configuration.daemon.shutdownTimeout
@@ -67,7 +94,7 @@ public final class Daemon {
             "sinks": "\(configuration.sinks.count)",
         ])
 
-        let handling = makeSignalHandling(serviceGroup: serviceGroup, runtime: runtime, board: board)
+        let handling = makeSignalHandling(serviceGroup: serviceGroup, reloader: reloader)
         var exitCode = DaemonExitCode.success
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask { await handling.run(signals) }
@@ -97,24 +124,10 @@ public final class Daemon {
         return DaemonExitCode.failure.rawValue
     }
 
-    private func makeSignalHandling(
-        serviceGroup: ServiceGroup,
-        runtime: RelayRuntime,
-        board: DaemonStatusBoard
-    ) -> SignalHandling {
+    private func makeSignalHandling(serviceGroup: ServiceGroup, reloader: ConfigReloader) -> SignalHandling {
         let notifier = self.notifier
         let logger = self.logger
         let forcedExit = self.forcedExit
-        let reloader = ConfigReloader(
-            path: launch.options.configPath,
-            environment: launch.environment,
-            logLevelOverride: launch.options.logLevel,
-            logLevel: launch.logLevel,
-            runtime: runtime,
-            notifier: notifier,
-            board: board,
-            logger: logger
-        )
         return SignalHandling(
             onShutdown: { signal in
                 logger.notice("shutting down", metadata: ["signal": "\(signal)"])
@@ -125,7 +138,7 @@ public final class Daemon {
                 logger.warning("second \(signal): exiting at once")
                 forcedExit.exitNow(code: .failure)
             },
-            onReload: { await reloader.reload() }
+            onReload: { _ = await reloader.reload() }
         )
     }
 }

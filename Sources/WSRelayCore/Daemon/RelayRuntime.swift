@@ -4,36 +4,45 @@ import NIOCore
 import NIOSSL
 import ServiceLifecycle
 
-/// The parts built from one configuration — upstreams, router, sinks — and how they change on reload.
+/// The parts built from the configuration — upstreams, credentials, sinks — and how a reload changes them.
 ///
 /// The daemon frame (`Daemon`) knows nothing about WebSockets or files: it opens the runtime, announces
-/// readiness, runs the runtime's services in a `ServiceGroup`, forwards reloads, and reads the status board
-/// for `STATUS=`.
+/// readiness, runs the runtime's services in a `ServiceGroup`, forwards reloads and control requests, and
+/// reads the status board for `STATUS=`.
 public final class RelayRuntime: Sendable {
     public let sinks: SinkSet
     public let credentials: CredentialStore
-    public let upstreams: [UpstreamDriver]
+    public let upstreams: UpstreamFleet
+    private let configuration: NIOLockedValueBox<Configuration>
+    private let makeDriver: @Sendable (UpstreamSettings, Configuration) -> UpstreamDriver
+    /// One reload at a time (SIGHUP and the control socket may ask together).
+    private let reloads = ReloadSerializer()
+    private let logger: Logger
 
-    private init(sinks: SinkSet, credentials: CredentialStore, upstreams: [UpstreamDriver]) {
+    private init(configuration: Configuration, sinks: SinkSet, credentials: CredentialStore, upstreams: UpstreamFleet,
+                 makeDriver: @escaping @Sendable (UpstreamSettings, Configuration) -> UpstreamDriver, logger: Logger) {
+        self.configuration = NIOLockedValueBox(configuration)
         self.sinks = sinks
         self.credentials = credentials
         self.upstreams = upstreams
+        self.makeDriver = makeDriver
+        self.logger = logger
     }
 
     /// Opens what must exist before READY=1 — files, listening sockets — and prepares (but does not start)
     /// the upstreams. A thrown error is a startup error, reported as such.
     public static func open(
         configuration: Configuration, group: any EventLoopGroup, board: DaemonStatusBoard, forcedExit: ForcedExit,
-        environment: [String: String], logger: Logger
+        environment: [String: String], logger: Logger, metrics: RelayMetrics = .disabled
     ) async throws -> RelayRuntime {
         let sinks = try await SinkSet.open(
             configuration.sinks, upstreamNames: configuration.upstreams.map(\.name), group: group,
             forcedExit: forcedExit, environment: environment, logger: logger)
         let credentials = CredentialStore(
             settings: configuration.auth, stateDir: configuration.daemon.stateDir, environment: environment,
-            group: group, logger: logger)
+            group: group, logger: logger, metrics: metrics)
         let registry = UpstreamRegistry()
-        let drivers = configuration.upstreams.map { settings in
+        let makeDriver: @Sendable (UpstreamSettings, Configuration) -> UpstreamDriver = { settings, configuration in
             UpstreamDriver(
                 settings: settings,
                 loop: group.next(),
@@ -45,26 +54,91 @@ public final class RelayRuntime: Sendable {
                 proxy: ProxyResolver.resolve(for: settings.url, configured: settings.proxy, environment: environment),
                 logger: logger,
                 onStatusChange: { registry.publish(to: board) },
-                onMessages: { board.addMessages($0) }
+                onMessages: { board.addMessages($0) },
+                metrics: metrics.upstream(named: settings.name)
             )
         }
-        registry.set(drivers)
+        let fleet = UpstreamFleet(
+            drivers: configuration.upstreams.map { makeDriver($0, configuration) }, logger: logger,
+            onChange: { registry.publish(to: board) })
+        registry.fleet = fleet
         registry.publish(to: board)
-        return RelayRuntime(sinks: sinks, credentials: credentials, upstreams: drivers)
+        return RelayRuntime(configuration: configuration, sinks: sinks, credentials: credentials, upstreams: fleet,
+                            makeDriver: makeDriver, logger: logger)
     }
 
-    /// Long-running parts in start order. Shutdown runs in reverse: upstreams close first, then every sink
-    /// drains what was received into its files and subscribers, and the token endpoints' HTTP clients close
-    /// last.
+    /// Long-running parts in start order. Shutdown runs in reverse: upstreams close first (all at once), then
+    /// every sink drains what was received into its files and subscribers, and the token endpoints' HTTP
+    /// clients close last.
     public var services: [any Service] {
-        [CredentialStoreService(store: credentials)] + sinks.services + upstreams.map { UpstreamService(driver: $0) }
+        [CredentialStoreService(store: credentials), sinks, upstreams]
     }
 
-    /// Applies a new, already validated configuration: reopens log files and lets failed credentials retry
-    /// at once (SIGHUP's other duties).
-    public func apply(_ configuration: Configuration) async {
+    /// The configuration in effect (the last one applied).
+    public var current: Configuration { configuration.withLockedValue { $0 } }
+
+    /// Applies a new, already validated configuration as a diff (see `ReloadPlan`), reopens log files and
+    /// lets failed credentials retry at once (SIGHUP's other duties). Throws, having changed nothing, when a
+    /// new sink cannot be opened.
+    @discardableResult
+    public func apply(_ next: Configuration) async throws -> ReloadPlan {
+        try await reloads.run { try await self.applySerially(next) }
+    }
+
+    private func applySerially(_ next: Configuration) async throws -> ReloadPlan {
+        let previous = current
+        let plan = ReloadPlan(from: previous, to: next)
+        for key in plan.needsRestart {
+            logger.warning("reload: \(key) changed; it takes effect at the next restart")
+        }
+        if plan.sinksChanged {
+            try await sinks.apply(next.sinks)  // the only step that can fail; it changes nothing when it does
+        }
+        configuration.withLockedValue { $0 = next }
+        logger.notice("reload: \(plan.summary)")
+
+        // Upstreams that go or change close first (with 1000), so a changed credential is not in use when it
+        // is replaced; changed ones continue their seq and epoch in the new driver.
+        let leaving = plan.removedUpstreams + plan.changedUpstreams
+        let finalStates = await withTaskGroup(of: (String, UpstreamState?).self) { group in
+            for name in leaving {
+                group.addTask { (name, await self.upstreams.remove(named: name)) }
+            }
+            var states: [String: UpstreamState] = [:]
+            for await (name, state) in group { states[name] = state }
+            return states
+        }
+        let retired = credentials.replace(plan.changedCredentials, from: next.auth)
+        for settings in next.upstreams
+        where plan.addedUpstreams.contains(settings.name) || plan.changedUpstreams.contains(settings.name) {
+            let driver = makeDriver(settings, next)
+            if let previous = finalStates[settings.name] { driver.continueFrom(previous) }
+            upstreams.add(driver)
+        }
+        upstreams.order(by: next.upstreams.map(\.name))
+        await CredentialStore.shutdown(retired)
         sinks.reopenFiles()
         credentials.resumeFailed()
+        return plan
+    }
+}
+
+/// Runs reloads one after another, in the order they were asked for.
+final class ReloadSerializer: Sendable {
+    private let queue = NIOLockedValueBox<Task<Void, Never>?>(nil)
+
+    func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let (stream, done) = AsyncStream.makeStream(of: Result<T, any Error>.self)
+        queue.withLockedValue { previous in
+            let before = previous
+            previous = Task {
+                await before?.value
+                do { done.yield(.success(try await body())) } catch { done.yield(.failure(error)) }
+                done.finish()
+            }
+        }
+        for await result in stream { return try result.get() }
+        throw CancellationError()
     }
 }
 
@@ -80,12 +154,15 @@ struct CredentialStoreService: Service {
 
 /// Turns the upstreams' individual states into the board's summary, worst problem first.
 final class UpstreamRegistry: Sendable {
-    private let drivers = NIOLockedValueBox<[UpstreamDriver]>([])
+    private let fleetBox = NIOLockedValueBox<UpstreamFleet?>(nil)
 
-    func set(_ list: [UpstreamDriver]) { drivers.withLockedValue { $0 = list } }
+    var fleet: UpstreamFleet? {
+        get { fleetBox.withLockedValue { $0 } }
+        set { fleetBox.withLockedValue { $0 = newValue } }
+    }
 
     func publish(to board: DaemonStatusBoard) {
-        let states = drivers.withLockedValue { $0 }.map(\.status)
+        let states = fleet?.drivers.map(\.status) ?? []
         board.update { snapshot in
             snapshot.upstreamsConfigured = states.count
             snapshot.upstreamsConnected = states.filter { $0.phase == .open }.count

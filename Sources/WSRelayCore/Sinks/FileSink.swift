@@ -111,6 +111,7 @@ public final class StdoutSink: Service, LineSink, Sendable {
 extension SinkStatus {
     mutating func fill(from snapshot: LineWriter.Snapshot) {
         bytesWritten = snapshot.counters.bytesWritten
+        writes = snapshot.counters.writes
         bufferedBytes = snapshot.buffered
         bufferCapacity = snapshot.capacity
         dropped = snapshot.dropped

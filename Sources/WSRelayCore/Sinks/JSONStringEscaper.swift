@@ -72,6 +72,13 @@ enum JSONStringEscaper {
         }
     }
 
+    /// The escaped contents of a JSON string (without the quotes).
+    static func escaped(_ string: String) -> String {
+        var bytes: [UInt8] = []
+        append(string, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     @inline(__always)
     private static func isCleanWord(_ x: UInt64) -> Bool {
         let ones: UInt64 = 0x0101_0101_0101_0101

@@ -106,6 +106,7 @@ public final class JournalSink: Service, RelayEventSink, @unchecked Sendable {
         var status = SinkStatus(kind: .journal, name: "journal", format: settings.format, upstreams: settings.upstreams)
         signal.withLock {
             status.bytesWritten = sentBytes
+            status.writes = sent
             status.bufferedBytes = machine.buffered
             status.bufferCapacity = machine.capacity
             status.dropped = machine.totalDropped

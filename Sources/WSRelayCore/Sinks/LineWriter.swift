@@ -43,6 +43,7 @@ final class LineWriter: @unchecked Sendable {
 
     struct Counters: Sendable {
         var bytesWritten: UInt64 = 0
+        var writes: UInt64 = 0
         var writeErrors: UInt64 = 0
         var lastError: String? = nil
         var failing = false
@@ -364,6 +365,7 @@ final class LineWriter: @unchecked Sendable {
         guard n > 0 else { return }
         signal.withLock {
             counters.bytesWritten += UInt64(n)
+            counters.writes += 1
             counters.failing = false
             apply(machine.written(n))
         }

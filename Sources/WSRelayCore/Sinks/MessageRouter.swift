@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Receives every upstream's read bursts and hands them to the sinks that take them.
@@ -5,26 +6,43 @@ import NIOCore
 /// For each `deliver` call it encodes each message at most once per format in use (`envelope`, `raw`) into
 /// one `ByteBuffer` per format, and gives every line sink of that format the same buffer (sinks that take
 /// only some upstreams slice it at line boundaries). Journal sinks get the events themselves. Nothing here
-/// blocks or takes a per-message lock: the only lock is one read of the upstream directory per call.
+/// blocks or takes a per-message lock: the only locks are one read of the routes and one of the upstream
+/// directory per call.
 ///
 /// It is also the registry of upstream flow controls, which file/stdout sinks under `on_full = "block"` use
 /// to pause and resume the upstreams that feed them.
 public final class MessageRouter: RelayEventConsumer, Sendable {
     let directory: UpstreamDirectory
     let registry: FlowControlRegistry
-    private let lineSinks: [any LineSink]
-    private let eventSinks: [any RelayEventSink]
-    private let hasEnvelopeSinks: Bool
-    private let hasRawSinks: Bool
+    private let routes: NIOLockedValueBox<Routes>
     private let allocator = ByteBufferAllocator()
+
+    /// The sinks messages go to; replaced as a whole when a reload changes sinks.
+    private struct Routes: Sendable {
+        var lineSinks: [any LineSink]
+        var eventSinks: [any RelayEventSink]
+        var hasEnvelopeSinks: Bool
+        var hasRawSinks: Bool
+
+        init(lineSinks: [any LineSink], eventSinks: [any RelayEventSink]) {
+            self.lineSinks = lineSinks
+            self.eventSinks = eventSinks
+            hasEnvelopeSinks = lineSinks.contains { $0.format == .envelope }
+            hasRawSinks = lineSinks.contains { $0.format == .raw }
+        }
+    }
 
     init(directory: UpstreamDirectory, registry: FlowControlRegistry, lineSinks: [any LineSink], eventSinks: [any RelayEventSink]) {
         self.directory = directory
         self.registry = registry
-        self.lineSinks = lineSinks
-        self.eventSinks = eventSinks
-        hasEnvelopeSinks = lineSinks.contains { $0.format == .envelope }
-        hasRawSinks = lineSinks.contains { $0.format == .raw }
+        routes = NIOLockedValueBox(Routes(lineSinks: lineSinks, eventSinks: eventSinks))
+    }
+
+    /// Reload: from the next `deliver` on, messages go to these sinks. A call to `deliver` already running
+    /// finishes with the sinks it started with.
+    func setRoutes(lineSinks: [any LineSink], eventSinks: [any RelayEventSink]) {
+        let next = Routes(lineSinks: lineSinks, eventSinks: eventSinks)
+        routes.withLockedValue { $0 = next }
     }
 
     public func register(upstream: String, flowControl: any UpstreamFlowControl) {
@@ -37,7 +55,9 @@ public final class MessageRouter: RelayEventConsumer, Sendable {
 
     public func deliver(_ events: [RelayEvent]) {
         guard !events.isEmpty else { return }
-        for sink in eventSinks { sink.enqueue(events) }
+        let routes = self.routes.withLockedValue { $0 }
+        let lineSinks = routes.lineSinks, hasEnvelopeSinks = routes.hasEnvelopeSinks, hasRawSinks = routes.hasRawSinks
+        for sink in routes.eventSinks { sink.enqueue(events) }
         guard hasEnvelopeSinks || hasRawSinks else { return }
 
         var payloadBytes = 0

@@ -1,33 +1,35 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
 
-/// Every sink of one configuration, the router that feeds them, and their services.
+/// Every sink of the running configuration, the router that feeds them, and the service that runs them.
 ///
 /// The runtime opens it before READY=1 (files opened, sockets bound: errors are startup errors), gives
-/// `router` to the upstreams as their `RelayEventConsumer`, and runs `services` in the daemon's
-/// `ServiceGroup` *before* the upstreams in the service list, so that graceful shutdown (reverse order)
-/// stops the upstreams first and then lets each sink drain, flush and fsync.
+/// `router` to the upstreams as their `RelayEventConsumer`, and runs it in the daemon's `ServiceGroup`
+/// *before* the upstreams, so that graceful shutdown (reverse order) stops the upstreams first and then lets
+/// every sink drain, flush and fsync.
 ///
-/// A `SinkSet` is self-contained: a reload that changes sinks can open a new one, point the upstreams at the
-/// new router, and shut the old one's services down.
-public final class SinkSet: Sendable {
+/// A reload hands the new sink list to `apply`: sinks whose settings are unchanged stay open (subscribers stay
+/// connected, files keep their descriptors), changed and added ones are opened, removed ones drain and close.
+/// The router (and with it every upstream's consumer) stays the same object throughout.
+public final class SinkSet: Service, Sendable {
     public let router: MessageRouter
-    let fileSinks: [FileSink]
-    let stdoutSinks: [StdoutSink]
-    let unixSinks: [UnixSocketSink]
-    let journalSinks: [JournalSink]
-    /// In configuration order.
-    private let ordered: [any Service & Sendable]
+    private let members: NIOLockedValueBox<[Entry]>
+    private let running: DynamicServiceSet
+    private let group: any EventLoopGroup
+    private let forcedExit: ForcedExit
+    private let logger: Logger
 
-    private init(router: MessageRouter, ordered: [any Service & Sendable], fileSinks: [FileSink], stdoutSinks: [StdoutSink],
-                 unixSinks: [UnixSocketSink], journalSinks: [JournalSink]) {
+    private init(opened: [OpenedSink], router: MessageRouter, group: any EventLoopGroup, forcedExit: ForcedExit,
+                 logger: Logger) {
+        let running = DynamicServiceSet(logger: logger)
+        self.running = running
         self.router = router
-        self.ordered = ordered
-        self.fileSinks = fileSinks
-        self.stdoutSinks = stdoutSinks
-        self.unixSinks = unixSinks
-        self.journalSinks = journalSinks
+        self.group = group
+        self.forcedExit = forcedExit
+        self.logger = logger
+        members = NIOLockedValueBox(opened.map { ($0, running.add($0.service)) })
     }
 
     /// Opens files and binds sockets. A thrown error is a startup error (`SinkSetupError`, one line naming the
@@ -48,69 +50,126 @@ public final class SinkSet: Sendable {
         let directory = UpstreamDirectory(names: upstreamNames)
         let registry = FlowControlRegistry()
         var inherited = inheritedSockets
-        var ordered: [any Service & Sendable] = []
-        var lineSinks: [any LineSink] = []
-        var files: [FileSink] = []
-        var stdouts: [StdoutSink] = []
-        var unixes: [UnixSocketSink] = []
-        var journals: [JournalSink] = []
+        let opened = try await openSinks(settings, directory: directory, registry: registry, group: group,
+                                         forcedExit: forcedExit, inherited: &inherited, logger: logger)
+        let router = MessageRouter(directory: directory, registry: registry, lineSinks: opened.compactMap(\.lineSink),
+                                   eventSinks: opened.compactMap(\.eventSink))
+        return SinkSet(opened: opened, router: router, group: group, forcedExit: forcedExit, logger: logger)
+    }
+
+    /// Opens `settings` in order; on a failure closes what it opened and rethrows.
+    private static func openSinks(
+        _ settings: [SinkSettings], directory: UpstreamDirectory, registry: FlowControlRegistry,
+        group: any EventLoopGroup, forcedExit: ForcedExit, inherited: inout [SocketActivation.InheritedSocket],
+        logger: Logger
+    ) async throws -> [OpenedSink] {
+        var opened: [OpenedSink] = []
         do {
             for sink in settings {
                 switch sink.kind {
                 case .file(let file):
-                    let opened = try FileSink(settings: sink, file: file, directory: directory, registry: registry,
-                                              forcedExit: forcedExit, logger: logger)
-                    files.append(opened)
-                    lineSinks.append(opened)
-                    ordered.append(opened)
+                    opened.append(.file(try FileSink(settings: sink, file: file, directory: directory,
+                                                     registry: registry, forcedExit: forcedExit, logger: logger)))
                 case .stdout:
-                    let opened = StdoutSink(settings: sink, directory: directory, registry: registry,
-                                            forcedExit: forcedExit, logger: logger)
-                    stdouts.append(opened)
-                    lineSinks.append(opened)
-                    ordered.append(opened)
+                    opened.append(.stdout(StdoutSink(settings: sink, directory: directory, registry: registry,
+                                                     forcedExit: forcedExit, logger: logger)))
                 case .unix(let unix):
-                    let opened = try await UnixSocketSink.open(settings: sink, unix: unix, group: group, directory: directory,
-                                                               inherited: &inherited, logger: logger)
-                    unixes.append(opened)
-                    lineSinks.append(opened)
-                    ordered.append(opened)
+                    opened.append(.unix(try await UnixSocketSink.open(
+                        settings: sink, unix: unix, group: group, directory: directory, inherited: &inherited,
+                        logger: logger)))
                 case .journal:
-                    let opened = JournalSink(settings: sink, directory: directory, logger: logger)
-                    journals.append(opened)
-                    ordered.append(opened)
+                    opened.append(.journal(JournalSink(settings: sink, directory: directory, logger: logger)))
                 }
             }
         } catch {
-            // Release what was opened: close sockets (removing their files) and files.
-            for sink in unixes { await sink.closeWithoutRunning() }
-            for sink in files { sink.writer.requestStop(.abort) }
+            for sink in opened { await sink.closeWithoutRunning() }
             throw error
         }
-        let router = MessageRouter(directory: directory, registry: registry, lineSinks: lineSinks, eventSinks: journals)
-        return SinkSet(router: router, ordered: ordered, fileSinks: files, stdoutSinks: stdouts, unixSinks: unixes,
-                       journalSinks: journals)
+        return opened
     }
 
-    /// One service per sink, in configuration order. Each runs until graceful shutdown, then drains what is
-    /// queued (files: written, flushed, fsynced; subscribers: up to 2 s) and returns.
-    public var services: [any Service] { ordered }
+    /// Runs every sink until graceful shutdown, then lets each drain what is queued (files: written, flushed,
+    /// fsynced; subscribers: up to 2 s) — all at the same time.
+    public func run() async throws {
+        try await running.run()
+    }
+
+    /// Reload: keeps sinks whose settings are unchanged, opens changed and new ones, drains and closes the
+    /// rest. New files and sockets are opened before anything is closed, so a sink that cannot be opened
+    /// (the error is thrown) leaves every sink as it was; only a socket that moves to a path an old sink
+    /// still holds is bound after the old one has closed.
+    public func apply(_ settings: [SinkSettings]) async throws {
+        let current = members.withLockedValue { $0 }
+        var unmatched = Array(current.indices)
+        var kept: [Int: Int] = [:]  // new index -> current index
+        for (index, wanted) in settings.enumerated() {
+            if let position = unmatched.firstIndex(where: { current[$0].sink.settings == wanted }) {
+                kept[index] = unmatched.remove(at: position)
+            }
+        }
+        let retiring = unmatched.map { current[$0] }
+        let toOpen = settings.indices.filter { kept[$0] == nil }
+        let afterClose = toOpen.filter { index in retiring.contains { $0.sink.collides(with: settings[index]) } }
+        let beforeClose = toOpen.filter { !afterClose.contains($0) }
+
+        var none: [SocketActivation.InheritedSocket] = []  // descriptors from systemd were used at startup
+        let early = try await Self.openSinks(
+            beforeClose.map { settings[$0] }, directory: router.directory, registry: router.registry, group: group,
+            forcedExit: forcedExit, inherited: &none, logger: logger)
+
+        // From here on nothing can fail the reload: the new sinks start, the old ones go.
+        var entries: [Int: Entry] = [:]
+        for (index, old) in kept { entries[index] = current[old] }
+        for (index, sink) in zip(beforeClose, early) { entries[index] = start(sink) }
+        install(entries)
+        for old in retiring {
+            logger.notice("sink closed by reload", metadata: ["sink": "\(old.sink.status.name)"])
+            await running.retire(old.member)
+        }
+        if !afterClose.isEmpty {
+            do {
+                let late = try await Self.openSinks(
+                    afterClose.map { settings[$0] }, directory: router.directory, registry: router.registry,
+                    group: group, forcedExit: forcedExit, inherited: &none, logger: logger)
+                for (index, sink) in zip(afterClose, late) { entries[index] = start(sink) }
+            } catch {
+                logger.error("reload: sink could not be reopened: \(error)")
+            }
+            install(entries)
+        }
+    }
+
+    private typealias Entry = (sink: OpenedSink, member: DynamicServiceSet.Member)
+
+    private func start(_ sink: OpenedSink) -> Entry {
+        logger.notice("sink opened by reload", metadata: ["sink": "\(sink.status.name)"])
+        return (sink, running.add(sink.service))
+    }
+
+    /// Makes `entries` (keyed by configuration index) the running sinks and routes messages to them.
+    private func install(_ entries: [Int: Entry]) {
+        let next = entries.sorted { $0.key < $1.key }.map(\.value)
+        members.withLockedValue { $0 = next }
+        router.setRoutes(lineSinks: next.compactMap(\.sink.lineSink), eventSinks: next.compactMap(\.sink.eventSink))
+    }
 
     /// SIGHUP: every file sink closes and reopens its path.
     public func reopenFiles() {
-        for sink in fileSinks { sink.reopen() }
+        for (sink, _) in members.withLockedValue({ $0 }) {
+            if case .file(let file) = sink { file.reopen() }
+        }
     }
 
     /// Counters of every sink, in configuration order.
     public func snapshot() -> [SinkStatus] {
-        ordered.compactMap { service -> SinkStatus? in
-            switch service {
-            case let sink as FileSink: return sink.status
-            case let sink as StdoutSink: return sink.status
-            case let sink as UnixSocketSink: return sink.status
-            case let sink as JournalSink: return sink.status
-            default: return nil
-            }
+        members.withLockedValue { $0 }.map(\.sink.status)
+    }
+
+    /// Subscribers connected to all socket sinks now.
+    public var subscriberCount: Int {
+        members.withLockedValue { $0 }.reduce(0) { total, entry in
+            if case .unix(let sink) = entry.sink { return total + sink.subscriberCount }
+            return total
         }
     }
 }

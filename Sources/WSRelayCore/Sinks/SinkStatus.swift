@@ -11,6 +11,9 @@ public struct SinkStatus: Sendable, Equatable {
     /// Upstreams this sink takes; empty means all.
     public var upstreams: [String]
     public var bytesWritten: UInt64 = 0
+    /// Successful write operations: write(2)/writev(2) calls (file, stdout), journal entries sent, flushes
+    /// to subscribers (summed over them).
+    public var writes: UInt64 = 0
     /// Bytes queued but not yet written (file, stdout, journal; for Unix sockets the sum over subscribers).
     public var bufferedBytes: Int = 0
     public var bufferCapacity: Int = 0

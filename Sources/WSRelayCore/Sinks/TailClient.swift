@@ -92,8 +92,11 @@ public struct TailClient: Sendable {
         return 0
     }
 
-    /// A connected socket, or the one-line explanation of why not.
-    public static func connect(_ path: String) throws(Failure) -> Int32 {
+    /// A connected socket, or the one-line explanation of why not. `purpose` finishes the explanation when
+    /// nobody listens (what the socket should be and where it is configured).
+    public static func connect(
+        _ path: String, purpose: String = "is wsrelay running and is a [[sink]] type = \"unix\" configured?"
+    ) throws(Failure) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(SystemError.describe(errno))", exitCode: DaemonExitCode.unavailable.rawValue) }
         let result = UnixSocketPath.withSocketAddress(path) { address, length -> Int32 in
@@ -112,17 +115,17 @@ public struct TailClient: Sendable {
         }
         if code == 0 { return fd }
         close(fd)
-        throw Failure(description: explain(code, path: path), exitCode: DaemonExitCode.unavailable.rawValue)
+        throw Failure(description: explain(code, path: path, purpose: purpose), exitCode: DaemonExitCode.unavailable.rawValue)
     }
 
-    static func explain(_ code: Int32, path: String) -> String {
+    static func explain(_ code: Int32, path: String, purpose: String) -> String {
         switch code {
         case ENOENT:
-            return "no socket at \(path): is wsrelay running and is a [[sink]] type = \"unix\" configured?"
+            return "no socket at \(path): \(purpose)"
         case ECONNREFUSED:
             return "nothing is listening on \(path) (a stale socket): is wsrelay running?"
         case EACCES, EPERM:
-            return "permission denied on \(path): the socket's mode/owner/group (set in its [[sink]]) do not let this user connect"
+            return "permission denied on \(path): the socket's mode, owner or group do not let this user connect"
         case ENOTSOCK:
             return "\(path) is not a socket"
         default:

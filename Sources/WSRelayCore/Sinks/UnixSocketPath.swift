@@ -41,42 +41,43 @@ enum UnixSocketPath {
         }
     }
 
-    /// Makes `path` free for bind: nothing there, or a stale socket that is removed. Throws a startup error.
-    static func prepare(_ path: String, logger: Logger) throws(SinkSetupError) {
+    /// Makes `path` free for bind: nothing there, or a stale socket that is removed. Throws a startup error;
+    /// `role` starts its message (and the log line), e.g. "unix sink" or "metrics".
+    static func prepare(_ path: String, role: String = "unix sink", logger: Logger) throws(SinkSetupError) {
         switch probe(path) {
         case .nothing:
             return
         case .stale:
             if unlink(path) != 0 && errno != ENOENT {
-                throw SinkSetupError("unix sink \(path): cannot remove the stale socket: \(SystemError.describe(errno))")
+                throw SinkSetupError("\(role) \(path): cannot remove the stale socket: \(SystemError.describe(errno))")
             }
-            logger.info("unix sink \(path): removed a stale socket file")
+            logger.info("\(role) \(path): removed a stale socket file")
         case .live:
-            throw SinkSetupError("unix sink \(path): another process is already listening on this socket (is another wsrelay running?)")
+            throw SinkSetupError("\(role) \(path): another process is already listening on this socket (is another wsrelay running?)")
         case .notASocket:
-            throw SinkSetupError("unix sink \(path): the path exists and is not a socket; refusing to replace it")
+            throw SinkSetupError("\(role) \(path): the path exists and is not a socket; refusing to replace it")
         case .unknown(let message):
-            throw SinkSetupError("unix sink \(path): cannot check the existing socket: \(message)")
+            throw SinkSetupError("\(role) \(path): cannot check the existing socket: \(message)")
         }
     }
 
-    static func applyMode(_ path: String, mode: UInt32, owner: String?, group: String?) throws(SinkSetupError) {
+    static func applyMode(_ path: String, mode: UInt32, owner: String?, group: String?, role: String = "unix sink") throws(SinkSetupError) {
         if chmod(path, mode_t(mode)) != 0 {
-            throw SinkSetupError("unix sink \(path): chmod \(String(mode, radix: 8)): \(SystemError.describe(errno))")
+            throw SinkSetupError("\(role) \(path): chmod \(String(mode, radix: 8)): \(SystemError.describe(errno))")
         }
         guard owner != nil || group != nil else { return }
         var uid = uid_t.max
         var gid = gid_t.max
         if let owner {
-            guard let resolved = userID(owner) else { throw SinkSetupError("unix sink \(path): unknown owner \"\(owner)\"") }
+            guard let resolved = userID(owner) else { throw SinkSetupError("\(role) \(path): unknown owner \"\(owner)\"") }
             uid = resolved
         }
         if let group {
-            guard let resolved = groupID(group) else { throw SinkSetupError("unix sink \(path): unknown group \"\(group)\"") }
+            guard let resolved = groupID(group) else { throw SinkSetupError("\(role) \(path): unknown group \"\(group)\"") }
             gid = resolved
         }
         if chown(path, uid, gid) != 0 {
-            throw SinkSetupError("unix sink \(path): chown \(owner ?? ""):\(group ?? ""): \(SystemError.describe(errno))")
+            throw SinkSetupError("\(role) \(path): chown \(owner ?? ""):\(group ?? ""): \(SystemError.describe(errno))")
         }
     }
 

@@ -38,6 +38,7 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
 
     private let live = NIOLockedValueBox<[ObjectIdentifier: SubscriberStats]>([:])
     private let bytesWritten = Atomic<UInt64>(0)
+    private let writes = Atomic<UInt64>(0)
     private let dropped = Atomic<UInt64>(0)
     private let slowDisconnects = Atomic<UInt64>(0)
 
@@ -161,7 +162,10 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
         live.withLockedValue { _ = $0.removeValue(forKey: ObjectIdentifier(stats)) }
     }
 
-    func countWritten(_ bytes: Int) { bytesWritten.add(UInt64(bytes), ordering: .relaxed) }
+    func countWritten(_ bytes: Int) {
+        bytesWritten.add(UInt64(bytes), ordering: .relaxed)
+        writes.add(1, ordering: .relaxed)
+    }
     func countDrop() { dropped.add(1, ordering: .relaxed) }
     func countSlowDisconnect() { slowDisconnects.add(1, ordering: .relaxed) }
 
@@ -172,6 +176,7 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
         let subscribers = live.withLockedValue { Array($0.values) }.map(\.status).sorted { $0.connectedAt < $1.connectedAt }
         status.subscribers = subscribers
         status.bytesWritten = bytesWritten.load(ordering: .relaxed)
+        status.writes = writes.load(ordering: .relaxed)
         status.dropped = dropped.load(ordering: .relaxed)
         status.bufferedBytes = subscribers.reduce(0) { $0 + $1.queuedBytes }
         status.bufferCapacity = unix.queue

@@ -60,6 +60,8 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     /// How long a closing handshake may take (the server's backlog is still read and delivered meanwhile).
     private let closeTimeout: Duration
     private let proxy: ProxyTarget?
+    /// Metric handles of this upstream (`RelayMetrics.upstream(named:)`); no-ops when metrics are off.
+    private let metrics: UpstreamMetrics
 
     // Loop-confined state.
     private var supervisor: UpstreamSupervisor
@@ -98,8 +100,10 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         proxy: ProxyTarget? = nil,
         logger: Logger,
         onStatusChange: @escaping @Sendable () -> Void,
-        onMessages: @escaping @Sendable (UInt64) -> Void
+        onMessages: @escaping @Sendable (UInt64) -> Void,
+        metrics: UpstreamMetrics = .disabled
     ) {
+        self.metrics = metrics
         self.settings = settings
         self.loop = loop
         self.consumer = consumer
@@ -116,6 +120,23 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         self.keepalive = KeepaliveStateMachine(settings: .init(settings))
         self.finishedPromise = loop.makePromise()
         self.published = NIOLockedValueBox(supervisor.status)
+    }
+
+    /// A reload changed this upstream's settings and `previous` (now finished) ran it until now: this driver
+    /// continues its sequence numbers, epochs and counters, so consumers see one gapless `seq` across the
+    /// change. Call before `start()`.
+    public func continueFrom(_ previous: UpstreamState) {
+        onLoop { driver in
+            driver.seq = previous.messages
+            driver.supervisor.continueCounting(from: previous)
+            let snapshot = driver.supervisor.status
+            driver.published.withLockedValue { state in
+                state = snapshot
+                state.messages = previous.messages
+                state.bytes = previous.bytes
+                state.lastMessageAt = previous.lastMessageAt
+            }
+        }
     }
 
     /// Completes when the upstream is finished (after shutdown or removal).
@@ -403,6 +424,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
             state.bytes &+= UInt64(bytes)
             state.lastMessageAt = last
         }
+        metrics.received(messages: messages.count, bytes: bytes)
         onMessages(count)
     }
 
@@ -480,6 +502,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
                 connection?.send(.text(text))
             case .recordRTT(let rtt):
                 published.withLockedValue { $0.lastPongRTT = rtt }
+                metrics.recordPingRTT(rtt)
             case .declareDead(let reason):
                 logger.warning("peer considered dead: \(reason)")
                 connection?.abort(code: CloseCode.goingAway, reason: "\(reason)")
@@ -509,12 +532,14 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
 
     private func publish(phaseChangedFrom before: UpstreamState.Phase) {
         let snapshot = supervisor.status
+        let previous = published.withLockedValue { $0 }  // metrics count what changed
         let changed = published.withLockedValue { state -> Bool in
             let traffic = (state.messages, state.bytes, state.lastMessageAt, state.lastPongRTT)
             state = snapshot
             (state.messages, state.bytes, state.lastMessageAt, state.lastPongRTT) = traffic
             return before != snapshot.phase
         }
+        metrics.observe(from: previous, to: snapshot)
         if changed { onStatusChange() }
     }
 }

