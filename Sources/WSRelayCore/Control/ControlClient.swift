@@ -13,9 +13,8 @@ public enum ControlClient {
         defer { close(fd) }
         var limit = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        guard TailClient.writeAll(fd, Array((request.line + "\n").utf8)) else {
-            throw unavailable("\(socketPath): the daemon closed the connection: \(SystemError.describe(errno))")
-        }
+        // A refused peer is told why and disconnected before it writes; its reply is still read below.
+        let (written, writeError) = sendAll(fd, Array((request.line + "\n").utf8))
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
@@ -34,12 +33,25 @@ public enum ControlClient {
                 break
             }
         }
-        guard !received.isEmpty else { throw unavailable("\(socketPath): the daemon closed the connection without a reply") }
+        guard !received.isEmpty else {
+            let cause = written ? "" : ": \(SystemError.describe(writeError))"
+            throw unavailable("\(socketPath): the daemon closed the connection without a reply\(cause)")
+        }
         do {
             return try ControlReply.decode(received)
         } catch {
             throw unavailable("\(socketPath): the reply is not a wsrelay control reply: \(error)")
         }
+    }
+
+    /// `send` without SIGPIPE: a daemon that hung up must not kill the CLI.
+    private static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> (Bool, Int32) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return (false, errno) }
+        }
+        return (true, 0)
     }
 
     private static func unavailable(_ text: String) -> TailClient.Failure {

@@ -13,12 +13,13 @@ final class WSRelayProcess {
     let stdoutPath: String
     let stderrPath: String
 
-    init(_ arguments: [String], directory: TemporaryDirectory, environment: [String: String] = [:], name: String = "wsrelay") throws {
+    init(_ arguments: [String], directory: TemporaryDirectory, environment: [String: String] = [:], name: String = "wsrelay",
+         executable: String = WSRelayProcess.binaryPath) throws {
         stdoutPath = directory.file("\(name).stdout")
         stderrPath = directory.file("\(name).stderr")
         FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: Self.binaryPath)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID",
@@ -59,6 +60,14 @@ final class WSRelayProcess {
             kill(pid, SIGKILL)
             process.waitUntilExit()
         }
+    }
+
+    /// Runs another program (e.g. `setpriv` wrapping wsrelay) to completion.
+    static func runExternal(_ executable: String, _ arguments: [String], directory: TemporaryDirectory,
+                            name: String = "external") throws -> (status: Int32?, stdout: String, stderr: String) {
+        let p = try WSRelayProcess(arguments, directory: directory, name: name, executable: executable)
+        let status = p.waitForExit()
+        return (status, p.stdout, p.stderr)
     }
 
     /// Runs to completion (for short commands such as `check-config`).
