@@ -74,5 +74,5 @@ struct ProbeCommand: ParsableCommand {
 
 /// Unbuffered, so each stage shows up the moment it completes even when stdout is a pipe.
 private func writeOut(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    try? FileHandle.standardOutput.write(contentsOf: Data((line + "\n").utf8))
 }

@@ -132,6 +132,42 @@ struct ProbeTests {
         #expect(trusted.stdout.contains("notAfter"))
     }
 
+    @Test("a certificate for another name: exit 1, TLS named with hostname mismatch")
+    func hostnameMismatch() async throws {
+        let dir = try TemporaryDirectory()
+        let certs = try TestCertificates.make(in: dir)
+        // Re-sign the server key for a name the probe will not use (no IP entry either).
+        try dir.write("other.ext", "subjectAltName=DNS:other.example\nbasicConstraints=CA:FALSE\n")
+        let other = dir.file("other.pem")
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = ["x509", "-req", "-in", dir.file("server.csr"), "-CA", certs.caCert, "-CAkey", dir.file("ca.key"),
+                             "-CAcreateserial", "-out", other, "-days", "2", "-extfile", dir.file("other.ext")]
+        openssl.standardOutput = FileHandle.nullDevice
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        try #require(openssl.terminationStatus == 0)
+        let server = try await Self.tlsServer(TestCertificates(caCert: certs.caCert, serverCert: other, serverKey: certs.serverKey))
+        defer { Task { await server.stop() } }
+
+        let config = try dir.write("wsrelay.toml", """
+            [daemon]
+            state_dir = "\(dir.path)"
+
+            [[upstream]]
+            name = "secure"
+            url = "wss://localhost:\(server.port)/secure"
+            [upstream.tls]
+            ca_file = "\(certs.caCert)"
+            """)
+        let result = try WSRelayProcess.run(["probe", "secure", "--config", config], directory: dir)
+        #expect(result.status == 1, "\(result.stdout)\n\(result.stderr)")
+        let last = Self.lastLine(result.stdout)
+        #expect(last.hasPrefix("not usable: TLS failed: certificate verification failed: hostname mismatch"), "\(result.stdout)")
+        #expect(last.contains("other.example, not localhost"))
+    }
+
     @Test("by name with a static token: the server gets it, the output shows only its fingerprint")
     func staticTokenNeverShown() async throws {
         let dir = try TemporaryDirectory()

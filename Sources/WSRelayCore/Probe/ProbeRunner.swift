@@ -230,7 +230,13 @@ final class ProbeSession {
             switch event {
             case .tlsCompleted(let version, let alpn, let certificate):
                 let protocolName = version.map(Self.name) ?? "TLS"
-                if let certificate { describe(certificate) }
+                if let certificate {
+                    describe(certificate)
+                    if !tlsSettings.insecureSkipVerify, !certificate.matches(host: expectedName) {
+                        let address = channel.remoteAddress?.ipAddress ?? "the connected address"
+                        details.append(.init("note", "the certificate does not name \(expectedName); it was accepted because it names the connected IP address \(address)"))
+                    }
+                }
                 if let alpn { details.append(.init("ALPN", alpn)) }
                 if tlsSettings.insecureSkipVerify {
                     return record(ProbeStage(.tls, .warning, elapsed: elapsed,
@@ -334,7 +340,8 @@ final class ProbeSession {
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
 
-        let requestLine = ProbeStage.Detail("request", "GET \(shownTarget)" + (credential == nil ? "" : " (with the token)"))
+        let tokenInRequest = credential != nil && credential?.authMessage == nil
+        let requestLine = ProbeStage.Detail("request", "GET \(shownTarget)" + (tokenInRequest ? " (with the token)" : ""))
         var response: HTTPResponseHead?
         func judged(_ head: HTTPResponseHead, elapsed: Duration) -> ProbeStage {
             let check = UpgradeResponseCheck(
