@@ -16,10 +16,7 @@ struct ControlSocketOption: ParsableArguments {
         let environment = ProcessInfo.processInfo.environment
         let path = LaunchOptions(configPath: configOption.config, daemonize: false, pidFile: nil, logLevel: nil,
                                  environment: environment).configPath
-        if case .success(let loaded) = ConfigLoader.load(path: path, environment: environment) {
-            return loaded.configuration.daemon.controlSocket
-        }
-        return DaemonSettings().controlSocket
+        return ConfigLoader.controlSocketPath(path: path, environment: environment)
     }
 
     /// Sends one request; prints the one-line reason and exits 69 when the daemon cannot be reached.

@@ -33,6 +33,22 @@ public enum ConfigLoader {
         }
     }
 
+    /// Where the control socket of the daemon started from `path` is, for the control CLI commands. Falls back
+    /// to reading just `[daemon] control_socket` when the file has errors elsewhere (an operator must still
+    /// be able to reach the running daemon, e.g. to reload a fixed file), then to the default.
+    public static func controlSocketPath(
+        path: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> String {
+        if case .success(let loaded) = load(path: path, environment: environment) {
+            return loaded.configuration.daemon.controlSocket
+        }
+        if case .success(let text) = readFile(path), let table = try? TOMLTable(string: text),
+           let socket = table["daemon"]?.table?["control_socket"]?.string, socket.hasPrefix("/") {
+            return socket
+        }
+        return DaemonSettings().controlSocket
+    }
+
     /// Validates configuration text; `file` is only used in diagnostics.
     public static func parse(toml: String, file: String) -> Result<LoadedConfiguration, ConfigLoadError> {
         parse(toml: toml, file: file, environment: nil)
