@@ -222,12 +222,15 @@ import Testing
         #expect(head.hasPrefix("HTTP/1.1 200") && !head.contains("x_total"))
         let put = try MetricsTestClient.exchange(.tcp(port), "PUT /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         #expect(put.hasPrefix("HTTP/1.1 405"))
-        // An idle keep-alive connection does not keep the endpoint open.
+        // An idle keep-alive connection (one answer read, still open) does not keep the endpoint open.
         let idle = try MetricsTestClient.connect(.tcp(port))
         defer { close(idle) }
+        let request = Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        #expect(write(idle, request, request.count) == request.count)
+        #expect(MetricsTestClient.readUntil(idle, "x_total 1\n"))
         await service.close()
         #expect(throws: (any Error).self) { try MetricsTestClient.exchange(.tcp(port), "GET /metrics HTTP/1.0\r\n\r\n") }
-        #expect(MetricsTestClient.readToEOF(idle) != nil, "open connections are closed")
+        #expect(MetricsTestClient.readToEOF(idle) == "", "open connections are closed")
     }
 
     @Test func portInUseIsAStartupError() async throws {
@@ -307,6 +310,19 @@ enum MetricsTestClient {
         guard write(fd, bytes, bytes.count) == bytes.count else { throw Failure(what: "write: errno \(errno)") }
         guard let answer = readToEOF(fd) else { throw Failure(what: "read: errno \(errno)") }
         return answer
+    }
+
+    /// Reads until what arrived ends with `marker` (false on EOF, an error or after 10 s).
+    static func readUntil(_ fd: Int32, _ marker: String) -> Bool {
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var received: [UInt8] = []
+        var byte: UInt8 = 0
+        while Glibc.read(fd, &byte, 1) == 1 {
+            received.append(byte)
+            if received.count >= marker.utf8.count, received.suffix(marker.utf8.count).elementsEqual(marker.utf8) { return true }
+        }
+        return false
     }
 
     /// Everything until EOF (nil on an error or after 10 s without EOF).

@@ -89,7 +89,7 @@ struct PrometheusText {
                 guard !finished.contains(familyName) else { throw fail("family \(familyName) appears in two places") }
                 current = familyName
             }
-            let key = sample.description
+            let key = Sample(name: sample.name, labels: sample.labels, value: 0).description
             guard seen.insert(key).inserted else { throw fail("duplicate sample") }
             if result.families[familyName]!.type == "counter", !(sample.value >= 0) {
                 throw fail("counter below zero")
