@@ -15,12 +15,15 @@ public final class RelayRuntime: Sendable {
     public let upstreams: UpstreamFleet
     private let configuration: NIOLockedValueBox<Configuration>
     private let makeDriver: @Sendable (UpstreamSettings, Configuration) -> UpstreamDriver
+    private let metrics: RelayMetrics
     /// One reload at a time (SIGHUP and the control socket may ask together).
     private let reloads = ReloadSerializer()
     private let logger: Logger
 
     private init(configuration: Configuration, sinks: SinkSet, credentials: CredentialStore, upstreams: UpstreamFleet,
-                 makeDriver: @escaping @Sendable (UpstreamSettings, Configuration) -> UpstreamDriver, logger: Logger) {
+                 makeDriver: @escaping @Sendable (UpstreamSettings, Configuration) -> UpstreamDriver,
+                 metrics: RelayMetrics, logger: Logger) {
+        self.metrics = metrics
         self.configuration = NIOLockedValueBox(configuration)
         self.sinks = sinks
         self.credentials = credentials
@@ -37,7 +40,8 @@ public final class RelayRuntime: Sendable {
     ) async throws -> RelayRuntime {
         let sinks = try await SinkSet.open(
             configuration.sinks, upstreamNames: configuration.upstreams.map(\.name), group: group,
-            forcedExit: forcedExit, environment: environment, logger: logger)
+            forcedExit: forcedExit, environment: environment, logger: logger,
+            onSubscribersChanged: { delta in board.update { $0.subscribers += delta } })
         let credentials = CredentialStore(
             settings: configuration.auth, stateDir: configuration.daemon.stateDir, environment: environment,
             group: group, logger: logger, metrics: metrics)
@@ -64,7 +68,7 @@ public final class RelayRuntime: Sendable {
         registry.fleet = fleet
         registry.publish(to: board)
         return RelayRuntime(configuration: configuration, sinks: sinks, credentials: credentials, upstreams: fleet,
-                            makeDriver: makeDriver, logger: logger)
+                            makeDriver: makeDriver, metrics: metrics, logger: logger)
     }
 
     /// Long-running parts in start order. Shutdown runs in reverse: upstreams close first (all at once), then
@@ -108,6 +112,7 @@ public final class RelayRuntime: Sendable {
             for await (name, state) in group { states[name] = state }
             return states
         }
+        for name in plan.removedUpstreams { metrics.removeUpstream(named: name) }
         let retired = credentials.replace(plan.changedCredentials, from: next.auth)
         for settings in next.upstreams
         where plan.addedUpstreams.contains(settings.name) || plan.changedUpstreams.contains(settings.name) {
@@ -166,20 +171,35 @@ final class UpstreamRegistry: Sendable {
         board.update { snapshot in
             snapshot.upstreamsConfigured = states.count
             snapshot.upstreamsConnected = states.filter { $0.phase == .open }.count
-            snapshot.problems = states.compactMap(Self.problem)
+            snapshot.problems = Self.problems(states)
         }
     }
 
-    /// What an operator needs to read first about an upstream that is not delivering, or nil if it is fine.
-    static func problem(_ state: UpstreamState) -> String? {
-        let cause = state.lastError ?? state.lastCloseCode.map { "closed \($0)" }
+    /// What an operator needs to read first about an upstream that is not delivering, with its severity
+    /// (lower is worse), or nil if it is fine. Stopped for good is worst; then failing to connect or
+    /// authenticate; then paused (an operator's choice, but still not delivering).
+    static func problem(_ state: UpstreamState) -> (severity: Int, text: String)? {
+        let cause = state.lastError ?? state.lastCloseCode.map { code in
+            "closed \(code)" + (state.lastCloseReason.map { $0.isEmpty ? "" : " \($0)" } ?? "")
+        }
         switch state.phase {
-        case .stopped, .backingOff:
-            return "\(state.name): \(cause ?? state.phase.rawValue)"
+        case .stopped:
+            return (0, "\(state.name): stopped: \(cause ?? "fatal close")")
+        case .backingOff:
+            return (1, "\(state.name): \(cause ?? state.phase.rawValue)")
         case .refreshingCredentials, .connecting:
-            return cause.map { "\(state.name): \($0)" }
+            return cause.map { (2, "\(state.name): \($0)") }
+        case .paused:
+            return (3, "\(state.name): paused")
         default:
             return nil
         }
+    }
+
+    /// The problems of all upstreams, worst first (configuration order among equals).
+    static func problems(_ states: [UpstreamState]) -> [String] {
+        states.compactMap(problem).enumerated()
+            .sorted { ($0.element.severity, $0.offset) < ($1.element.severity, $1.offset) }
+            .map(\.element.text)
     }
 }

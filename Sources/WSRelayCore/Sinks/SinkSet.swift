@@ -20,9 +20,11 @@ public final class SinkSet: Service, Sendable {
     private let group: any EventLoopGroup
     private let forcedExit: ForcedExit
     private let logger: Logger
+    private let onSubscribersChanged: @Sendable (Int) -> Void
 
     private init(opened: [OpenedSink], router: MessageRouter, group: any EventLoopGroup, forcedExit: ForcedExit,
-                 logger: Logger) {
+                 logger: Logger, onSubscribersChanged: @escaping @Sendable (Int) -> Void) {
+        self.onSubscribersChanged = onSubscribersChanged
         let running = DynamicServiceSet(logger: logger)
         self.running = running
         self.router = router
@@ -33,35 +35,41 @@ public final class SinkSet: Service, Sendable {
     }
 
     /// Opens files and binds sockets. A thrown error is a startup error (`SinkSetupError`, one line naming the
-    /// path and the cause); whatever was opened before it is closed again.
+    /// path and the cause); whatever was opened before it is closed again. `onSubscribersChanged` gets +1 / -1
+    /// as socket subscribers come and go.
     public static func open(
         _ settings: [SinkSettings], upstreamNames: [String], group: any EventLoopGroup, forcedExit: ForcedExit,
-        environment: [String: String], logger: Logger
+        environment: [String: String], logger: Logger,
+        onSubscribersChanged: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws -> SinkSet {
         try await open(settings, upstreamNames: upstreamNames, group: group, forcedExit: forcedExit,
-                       inheritedSockets: SocketActivation.inheritedSockets(environment: environment), logger: logger)
+                       inheritedSockets: SocketActivation.inheritedSockets(environment: environment), logger: logger,
+                       onSubscribersChanged: onSubscribersChanged)
     }
 
     /// The same, with the socket-activation descriptors given directly (tests hand in their own).
     static func open(
         _ settings: [SinkSettings], upstreamNames: [String], group: any EventLoopGroup, forcedExit: ForcedExit,
-        inheritedSockets: [SocketActivation.InheritedSocket], logger: Logger
+        inheritedSockets: [SocketActivation.InheritedSocket], logger: Logger,
+        onSubscribersChanged: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws -> SinkSet {
         let directory = UpstreamDirectory(names: upstreamNames)
         let registry = FlowControlRegistry()
         var inherited = inheritedSockets
         let opened = try await openSinks(settings, directory: directory, registry: registry, group: group,
-                                         forcedExit: forcedExit, inherited: &inherited, logger: logger)
+                                         forcedExit: forcedExit, inherited: &inherited, logger: logger,
+                                         onSubscribersChanged: onSubscribersChanged)
         let router = MessageRouter(directory: directory, registry: registry, lineSinks: opened.compactMap(\.lineSink),
                                    eventSinks: opened.compactMap(\.eventSink))
-        return SinkSet(opened: opened, router: router, group: group, forcedExit: forcedExit, logger: logger)
+        return SinkSet(opened: opened, router: router, group: group, forcedExit: forcedExit, logger: logger,
+                       onSubscribersChanged: onSubscribersChanged)
     }
 
     /// Opens `settings` in order; on a failure closes what it opened and rethrows.
     private static func openSinks(
         _ settings: [SinkSettings], directory: UpstreamDirectory, registry: FlowControlRegistry,
         group: any EventLoopGroup, forcedExit: ForcedExit, inherited: inout [SocketActivation.InheritedSocket],
-        logger: Logger
+        logger: Logger, onSubscribersChanged: @escaping @Sendable (Int) -> Void
     ) async throws -> [OpenedSink] {
         var opened: [OpenedSink] = []
         do {
@@ -76,7 +84,7 @@ public final class SinkSet: Service, Sendable {
                 case .unix(let unix):
                     opened.append(.unix(try await UnixSocketSink.open(
                         settings: sink, unix: unix, group: group, directory: directory, inherited: &inherited,
-                        logger: logger)))
+                        logger: logger, onSubscribersChanged: onSubscribersChanged)))
                 case .journal:
                     opened.append(.journal(JournalSink(settings: sink, directory: directory, logger: logger)))
                 }
@@ -115,7 +123,7 @@ public final class SinkSet: Service, Sendable {
         var none: [SocketActivation.InheritedSocket] = []  // descriptors from systemd were used at startup
         let early = try await Self.openSinks(
             beforeClose.map { settings[$0] }, directory: router.directory, registry: router.registry, group: group,
-            forcedExit: forcedExit, inherited: &none, logger: logger)
+            forcedExit: forcedExit, inherited: &none, logger: logger, onSubscribersChanged: onSubscribersChanged)
 
         // From here on nothing can fail the reload: the new sinks start, the old ones go.
         var entries: [Int: Entry] = [:]
@@ -130,7 +138,8 @@ public final class SinkSet: Service, Sendable {
             do {
                 let late = try await Self.openSinks(
                     afterClose.map { settings[$0] }, directory: router.directory, registry: router.registry,
-                    group: group, forcedExit: forcedExit, inherited: &none, logger: logger)
+                    group: group, forcedExit: forcedExit, inherited: &none, logger: logger,
+                    onSubscribersChanged: onSubscribersChanged)
                 for (index, sink) in zip(afterClose, late) { entries[index] = start(sink) }
             } catch {
                 logger.error("reload: sink could not be reopened: \(error)")

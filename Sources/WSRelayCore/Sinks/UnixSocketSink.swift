@@ -19,6 +19,8 @@ import Synchronization
 ///   `drainTimeout` to take what is queued for them, close.
 public final class UnixSocketSink: Service, LineSink, Sendable {
     let settings: SinkSettings
+    /// +1 / -1 as subscribers come and go (the daemon's STATUS= line counts them).
+    private let onSubscribersChanged: @Sendable (Int) -> Void
     let unix: UnixSinkSettings
     let format: SinkFormat
     let selection: UpstreamSelection
@@ -43,7 +45,8 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
     private let slowDisconnects = Atomic<UInt64>(0)
 
     private init(settings: SinkSettings, unix: UnixSinkSettings, group: any EventLoopGroup, directory: UpstreamDirectory,
-                 name: String, logger: Logger) {
+                 name: String, logger: Logger, onSubscribersChanged: @escaping @Sendable (Int) -> Void) {
+        self.onSubscribersChanged = onSubscribersChanged
         self.settings = settings
         self.unix = unix
         self.format = settings.format
@@ -69,11 +72,13 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
     /// `inherited` are the socket-activation descriptors not yet taken by another sink; the one used is removed.
     static func open(
         settings: SinkSettings, unix: UnixSinkSettings, group: any EventLoopGroup, directory: UpstreamDirectory,
-        inherited: inout [SocketActivation.InheritedSocket], logger: Logger
+        inherited: inout [SocketActivation.InheritedSocket], logger: Logger,
+        onSubscribersChanged: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws -> UnixSocketSink {
         let activated = try pickInherited(unix: unix, inherited: &inherited)
         let name = activated.map { unix.listenFDName.map { "fd:\($0)" } ?? unix.path ?? "fd:\($0.fd)" } ?? unix.path ?? "?"
-        let sink = UnixSocketSink(settings: settings, unix: unix, group: group, directory: directory, name: name, logger: logger)
+        let sink = UnixSocketSink(settings: settings, unix: unix, group: group, directory: directory, name: name, logger: logger,
+                                  onSubscribersChanged: onSubscribersChanged)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
@@ -156,10 +161,12 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
 
     func subscriberJoined(_ stats: SubscriberStats) {
         live.withLockedValue { $0[ObjectIdentifier(stats)] = stats }
+        onSubscribersChanged(1)
     }
 
     func subscriberLeft(_ stats: SubscriberStats) {
-        live.withLockedValue { _ = $0.removeValue(forKey: ObjectIdentifier(stats)) }
+        let removed = live.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(stats)) }
+        if removed != nil { onSubscribersChanged(-1) }
     }
 
     func countWritten(_ bytes: Int) {
