@@ -152,7 +152,7 @@ private struct Demo {
             daemon.executableURL = URL(fileURLWithPath: exe)
         }
         daemon.arguments = ["run", "--config", config]
-        FileManager.default.createFile(atPath: "\(directory)/wsrelay.log", contents: nil)
+        _ = FileManager.default.createFile(atPath: "\(directory)/wsrelay.log", contents: nil)
         daemon.standardError = FileHandle(forWritingAtPath: "\(directory)/wsrelay.log")
         daemon.standardOutput = FileHandle.nullDevice
         try daemon.run()

@@ -308,31 +308,17 @@ final class ProbeSession {
         credential?.apply(&request)
         let key = NIOWebSocketClientUpgrader.randomRequestKey()
         let events = self.events
-        let maxFrameSize = min(settings.maxMessageSize, Int(UInt32.max))
         let maxMessageSize = settings.maxMessageSize
         let head = request.head()
         do {
             try await channel.eventLoop.submit {
-                let ops = channel.pipeline.syncOperations
-                let encoder = HTTPRequestEncoder()
-                let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
-                let recorder = ProbeResponseRecorder(events: events)
-                let catcher = ProbeErrorCatcher(events: events)
-                let upgrader = NIOWebSocketClientUpgrader(requestKey: key, maxFrameSize: maxFrameSize, automaticErrorHandling: false) {
-                    channel, response in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ProbeFrameHandler(events: events, maxMessageSize: maxMessageSize))
-                        events.post(.upgraded(response))
-                    }
+                try WebSocketUpgradePipeline.add(
+                    to: channel, requestKey: key, maxMessageSize: maxMessageSize,
+                    beforeUpgrade: [ProbeResponseRecorder(events: events)], afterUpgrade: [ProbeErrorCatcher(events: events)]
+                ) { channel, response in
+                    try channel.pipeline.syncOperations.addHandler(ProbeFrameHandler(events: events, maxMessageSize: maxMessageSize))
+                    events.post(.upgraded(response))
                 }
-                let upgradeHandler = NIOHTTPClientUpgradeHandler(
-                    upgraders: [upgrader], httpHandlers: [encoder, decoder, recorder, catcher], upgradeCompletionHandler: { _ in })
-                try ops.addHandler(DeferredInactiveHandler())
-                try ops.addHandler(encoder)
-                try ops.addHandler(decoder)
-                try ops.addHandler(recorder)
-                try ops.addHandler(upgradeHandler)
-                try ops.addHandler(catcher)
             }.get()
         } catch {
             return record(ProbeStage(.upgrade, .failed, elapsed: clock.now - start, "cannot set up the HTTP handshake: \(error)"))

@@ -230,30 +230,13 @@ public final class UpstreamConnection: @unchecked Sendable {
         if let tls {
             try ops.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName))
         }
-        // Must sit below the HTTP decoder: see `DeferredInactiveHandler` (frames sent together with the 101
-        // response and followed at once by EOF were otherwise lost).
-        try ops.addHandler(DeferredInactiveHandler())
-        let requestEncoder = HTTPRequestEncoder()
-        let responseDecoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
-        let handshake = HandshakeResponseHandler(connection: self)
-        let upgrader = NIOWebSocketClientUpgrader(
-            maxFrameSize: min(options.maxMessageSize, Int(UInt32.max)),
-            automaticErrorHandling: false
+        try WebSocketUpgradePipeline.add(
+            to: channel, requestKey: NIOWebSocketClientUpgrader.randomRequestKey(),
+            maxMessageSize: options.maxMessageSize, afterUpgrade: [HandshakeResponseHandler(connection: self)]
         ) { [self] channel, response in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(WebSocketFrameHandler(connection: self))
-                self.upgraded(response)
-            }
+            try channel.pipeline.syncOperations.addHandler(WebSocketFrameHandler(connection: self))
+            self.upgraded(response)
         }
-        let upgradeHandler = NIOHTTPClientUpgradeHandler(
-            upgraders: [upgrader],
-            httpHandlers: [requestEncoder, responseDecoder, handshake],
-            upgradeCompletionHandler: { _ in }
-        )
-        try ops.addHandler(requestEncoder)
-        try ops.addHandler(responseDecoder)
-        try ops.addHandler(upgradeHandler)
-        try ops.addHandler(handshake)
     }
 
     func tlsHandshakeCompleted() {
