@@ -1,4 +1,5 @@
 import NIOCore
+import NIOWebSocket
 
 extension ByteBuffer {
     /// Writes `value` as ASCII decimal digits without building a `String`: the flood writes one number (two
@@ -18,6 +19,23 @@ extension ByteBuffer {
                 remaining /= 10
             }
             return digits
+        }
+    }
+}
+
+extension ByteBuffer {
+    /// The header of a final, unmasked (server-to-client) frame, RFC 6455 section 5.2: what
+    /// `WebSocketFrameEncoder` writes, so a batch of frames can skip it.
+    mutating func writeUnmaskedFrameHeader(opcode: WebSocketOpcode, length: Int) {
+        writeInteger(UInt8(0x80) | UInt8(webSocketOpcode: opcode))
+        if length < 126 {
+            writeInteger(UInt8(length))
+        } else if length <= Int(UInt16.max) {
+            writeInteger(UInt8(126))
+            writeInteger(UInt16(length))
+        } else {
+            writeInteger(UInt8(127))
+            writeInteger(UInt64(length))
         }
     }
 }

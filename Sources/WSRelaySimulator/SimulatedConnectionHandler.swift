@@ -18,6 +18,11 @@ final class SimulatedConnectionHandler: ChannelInboundHandler {
     /// True while a `hold` scenario waits for `SimulatorServer.release()`.
     private var held = false
     private let isReleased: () -> Bool
+    /// The frame encoder's context: writing a ByteBuffer there puts bytes after the encoder, so the flood can
+    /// hand the socket batches of ready-made frames (nil: every message goes through the encoder).
+    private var rawFrames: ChannelHandlerContext?
+    /// Reused for each message's payload on the batched path.
+    private var scratch = ByteBuffer()
 
     init(scenario: SimulatorScenario, recorder: SimulatorRecorder, id: Int, isReleased: @escaping () -> Bool = { true }) {
         self.scenario = scenario
@@ -55,6 +60,10 @@ final class SimulatedConnectionHandler: ChannelInboundHandler {
     }
 
     private func start(context: ChannelHandlerContext) {
+        // Batched frames are byte-for-byte what the encoder writes; fragmented messages keep the encoder path.
+        if scenario.fragments <= 1 {
+            rawFrames = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
+        }
         if let rate = scenario.rate, rate > 0 {
             let interval = TimeAmount.milliseconds(1)
             let perTick = rate / 1000
@@ -80,15 +89,22 @@ final class SimulatedConnectionHandler: ChannelInboundHandler {
     private func pump(context: ChannelHandlerContext) {
         guard !closeSent else { return }
         var wrote = false
+        // About 32 KiB of frames per write on the batched path, one message per write otherwise.
+        let batchLimit = rawFrames == nil ? 1 : max(1, 32 * 1024 / (scenario.size + 10))
         while sentHere < target && context.channel.isWritable {
+            var batch = min(target - sentHere, batchLimit)
             if scenario.rate != nil {
                 guard credit >= 1 else { break }
-                credit -= 1
+                batch = min(batch, Int(credit))
+                credit -= Double(batch)
             }
-            let batch = 1
             let first = recorder.nextNumbers(batch)
-            send(number: first, context: context)
-            sentHere += 1
+            if let rawFrames {
+                writeBatch(first: first, count: batch, to: rawFrames)
+            } else {
+                send(number: first, context: context)
+            }
+            sentHere += batch
             wrote = true
         }
         if wrote {
@@ -118,23 +134,22 @@ final class SimulatedConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Messages `first ..< first + count` as complete unmasked frames in one buffer, written past the encoder.
+    private func writeBatch(first: Int, count: Int, to rawFrames: ChannelHandlerContext) {
+        var frames = rawFrames.channel.allocator.buffer(capacity: count * (scenario.size + 10))
+        let opcode: WebSocketOpcode = scenario.binary ? .binary : .text
+        for number in first..<(first + count) {
+            scratch.clear()
+            scenario.writePayload(number: number, into: &scratch)
+            frames.writeUnmaskedFrameHeader(opcode: opcode, length: scratch.readableBytes)
+            frames.writeImmutableBuffer(scratch)
+        }
+        rawFrames.write(NIOAny(frames), promise: nil)
+    }
+
     private func send(number: Int, context: ChannelHandlerContext) {
         var payload = context.channel.allocator.buffer(capacity: scenario.size)
-        if scenario.binary {
-            payload.writeInteger(UInt64(number))
-            if scenario.size > 8 { payload.writeRepeatingByte(0xAB, count: scenario.size - 8) }
-        } else {
-            payload.writeStaticString("{\"n\":")
-            payload.writeDecimal(UInt64(number))
-            if scenario.stamp {
-                payload.writeStaticString(",\"t\":")
-                payload.writeDecimal(NIODeadline.now().uptimeNanoseconds)
-            }
-            payload.writeStaticString(",\"pad\":\"")
-            let pad = max(0, scenario.size - payload.readableBytes - 2)
-            payload.writeRepeatingByte(UInt8(ascii: "x"), count: pad)
-            payload.writeStaticString("\"}")
-        }
+        scenario.writePayload(number: number, into: &payload)
         let opcode: WebSocketOpcode = scenario.binary ? .binary : .text
         if scenario.fragments <= 1 || payload.readableBytes < scenario.fragments {
             context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: opcode, data: payload)), promise: nil)

@@ -28,9 +28,9 @@ def file_sink(path, fmt):
     return f"[[sink]]\ntype = \"file\"\npath = {toml_string(path)}\nformat = \"{fmt}\"\n\n"
 
 
-def unix_sink(path, fmt, queue):
+def unix_sink(path, fmt, queue, slow_consumer="disconnect"):
     return (f"[[sink]]\ntype = \"unix\"\npath = {toml_string(path)}\nformat = \"{fmt}\"\nqueue = \"{queue}\"\n"
-            f"slow_consumer = \"disconnect\"\n\n")
+            f"slow_consumer = \"{slow_consumer}\"\n\n")
 
 
 def oauth2_section(name, token_url, refresh_token_file):
@@ -45,7 +45,7 @@ class Daemon:
         self.config = f"{workdir}/wsrelay.toml"
         with open(self.config, "w") as f:
             f.write(config_text)
-        check = subprocess.run([binary, "check-config", "-c", self.config], capture_output=True, text=True)
+        check = subprocess.run([binary, "check-config", "--config", self.config], capture_output=True, text=True)
         if check.returncode != 0:
             raise RuntimeError(f"check-config refused the benchmark config:\n{check.stdout}{check.stderr}")
         notify_path = f"{workdir}/notify.sock"

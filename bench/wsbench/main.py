@@ -100,12 +100,14 @@ def run_latency(ctx, scale):
 
 def run_idle(ctx, scale):
     results = []
-    for connections in scale["idle"]:
-        log(f"idle: {connections:,} upstream connections ...")
+    # One connection first: the daemon's baseline RSS, for the per-connection growth.
+    for connections in (1,) + tuple(scale["idle"]):
+        window = min(10, scale["window"]) if connections == 1 else scale["window"]
+        log(f"idle: {connections:,} upstream connection(s), {window} s window ...")
         try:
-            r = idle.run_case(ctx, connections, scale["window"])
+            r = idle.run_case(ctx, connections, window)
             log(f"  RSS {r['rss_end_kib'] / 1024:.1f} MiB ({r['rss_per_connection_kib']:.1f} KiB per connection), "
-                f"CPU {r['cpu_percent']:.2f} % over {scale['window']} s, {r['pings_in_window']} pings")
+                f"CPU {r['cpu_percent']:.2f} % over {window} s, {r['pings_in_window']} pings")
         except Exception as error:
             r = {"kind": "idle", "connections": connections, "ok": False, "note": f"{type(error).__name__}: {error}"}
             log(f"  failed: {r['note']}")

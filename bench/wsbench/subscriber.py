@@ -3,7 +3,9 @@
 Count mode connects K clients to a Unix socket (wsrelay's unix sink or websocat's unix-l: listener),
 optionally sends `{"subscribe":[]}` and waits for the `{"ok":...}` line (so the daemon has registered it),
 prints `ready`, then reads until every client has N lines and prints one JSON object: per client lines,
-bytes, CLOCK_MONOTONIC time of its last line, and whether it hit EOF early.
+bytes, CLOCK_MONOTONIC time of its last line, and whether it hit EOF early. With `--until` a client is done
+when one of those byte strings (the last message, or the gap record that ends with it) arrives instead, for streams that may drop messages;
+`gap` records are counted apart from message lines.
 
 Latency mode (one client) also extracts the simulator's send stamp `"t":<ns>` (raw or JSON-escaped inside
 an envelope) from every line and subtracts it from the CLOCK_MONOTONIC time the chunk holding the end of
@@ -12,6 +14,7 @@ that line was read: the upstream-send-to-subscriber-receive latency, both clocks
 
 import argparse
 import json
+import os
 import re
 import select
 import socket
@@ -43,11 +46,28 @@ def connect(path, handshake):
     return sock, leftover
 
 
-def count_lines(sockets, leftovers, expected, timeout):
+GAP = b'"event":"gap"'
+
+
+def _contains(tail, buffer, got, needles):
+    """One of `needles` in this chunk or straddling the end of the previous one (`tail`)."""
+    for needle in needles:
+        if buffer.find(needle, 0, got) >= 0 or needle in tail + bytes(buffer[:min(got, len(needle))]):
+            return True
+    return False
+
+
+def count_lines(sockets, leftovers, expected, timeout, until=None):
     n = len(sockets)
     lines = [leftover.count(b"\n") for leftover in leftovers]
+    gaps = [leftover.count(GAP) for leftover in leftovers]
     sizes = [len(leftover) for leftover in leftovers]
-    done_ns = [time.monotonic_ns() if lines[i] >= expected else None for i in range(n)]
+    tails = [leftover[-64:] for leftover in leftovers]
+
+    def finished(i, chunk_has_marker=False):
+        return chunk_has_marker if until else lines[i] >= expected
+    done_ns = [time.monotonic_ns() if finished(i, bool(until) and any(u in leftovers[i] for u in until)) else None
+               for i in range(n)]
     eof = [False] * n
     index = {sock.fileno(): i for i, sock in enumerate(sockets)}
     poller = select.epoll()
@@ -71,10 +91,16 @@ def count_lines(sockets, leftovers, expected, timeout):
                 continue
             lines[i] += buffer.count(b"\n", 0, got)
             sizes[i] += got
-            if done_ns[i] is None and lines[i] >= expected:
+            marker = False
+            if until:
+                gaps[i] += buffer.count(GAP, 0, got)
+                marker = _contains(tails[i], buffer, got, until)
+                tails[i] = bytes(buffer[max(0, got - 64):got])
+            if done_ns[i] is None and finished(i, marker):
                 done_ns[i] = time.monotonic_ns()
                 remaining -= 1
-    return {"lines": lines, "bytes": sizes, "done_ns": done_ns, "eof": eof}
+    messages = [lines[i] - gaps[i] for i in range(n)]
+    return {"lines": messages, "gap_records": gaps, "bytes": sizes, "done_ns": done_ns, "eof": eof}
 
 
 def measure_latency(sock, leftover, expected, timeout):
@@ -110,6 +136,7 @@ def main():
     parser.add_argument("--lines", type=int, required=True, help="lines each client must receive")
     parser.add_argument("--handshake", action="store_true", help='send {"subscribe":[]} and wait for the ok line')
     parser.add_argument("--latency", action="store_true")
+    parser.add_argument("--until", action="append", help="a client is done when this text arrives (instead of after --lines lines; repeatable)")
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
     connections = [connect(args.socket, args.handshake) for _ in range(args.clients)]
@@ -117,7 +144,10 @@ def main():
     if args.latency:
         result = measure_latency(connections[0][0], connections[0][1], args.lines, args.timeout)
     else:
-        result = count_lines([c[0] for c in connections], [c[1] for c in connections], args.lines, args.timeout)
+        until = [u.encode() for u in args.until] if args.until else None
+        result = count_lines([c[0] for c in connections], [c[1] for c in connections], args.lines, args.timeout, until)
+    times = os.times()
+    result["cpu_s"] = times.user + times.system
     print(json.dumps(result), flush=True)
 
 
