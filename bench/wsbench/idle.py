@@ -9,7 +9,7 @@ from .procs import cpu_seconds, log, machine_load, now_ns, status_kib
 from .simulator import Simulator
 
 
-def run_case(ctx, connections, window):
+def run_case(ctx, connections, window, connect_timeout=120):
     work = ctx.scratch(f"idle-{connections}")
     result = {"kind": "idle", "connections": connections, "window_s": window, "load_before": machine_load()}
     sim = Simulator(ctx.sim_binary, work)
@@ -22,21 +22,28 @@ def run_case(ctx, connections, window):
         started = now_ns()
         wsrelay = Daemon(ctx.wsrelay_binary, work, text, ready_timeout=300)
         result["rss_ready_kib"] = status_kib(wsrelay.pid, "VmRSS")
-        sim.wait_open(connections, 300)
-        result["connect_all_s"] = (now_ns() - started) / 1e9
-        log(f"  {connections} upstreams connected in {result['connect_all_s']:.1f}s; settling 5s, then a {window}s window")
+        try:
+            sim.wait_open(connections, connect_timeout)
+            result["connect_all_s"] = (now_ns() - started) / 1e9
+            log(f"  {connections} upstreams connected in {result['connect_all_s']:.1f}s; settling 5s, then a {window}s window")
+        except TimeoutError:
+            # Measure anyway: what the daemon costs while it cannot get them all up is a finding too.
+            result["note"] = f"only {sim.stats()['open']} of {connections} connected after {connect_timeout}s"
+            log(f"  {result['note']}; measuring the {window}s window anyway")
         time.sleep(5)
+        open_at_start = sim.stats()["open"]
         pings0 = sim.stats()["pings"]
         cpu0, rss0 = cpu_seconds(wsrelay.pid), status_kib(wsrelay.pid, "VmRSS")
         time.sleep(window)
         cpu1, rss1 = cpu_seconds(wsrelay.pid), status_kib(wsrelay.pid, "VmRSS")
         stats = sim.stats()
-        result.update(ok=stats["open"] == connections, open_at_end=stats["open"], pings_in_window=stats["pings"] - pings0,
+        result.update(ok=stats["open"] == connections and "note" not in result, open_at_start=open_at_start,
+                      open_at_end=stats["open"], pings_in_window=stats["pings"] - pings0,
                       rss_start_kib=rss0, rss_end_kib=rss1, rss_per_connection_kib=rss1 / connections,
                       rss_hwm_kib=status_kib(wsrelay.pid, "VmHWM"),
                       cpu_s=cpu1 - cpu0, cpu_percent=(cpu1 - cpu0) / window * 100, load_after=machine_load())
     finally:
         if wsrelay:
-            wsrelay.stop()
+            result["daemon_exit"] = wsrelay.stop()
         sim.stop()
     return result

@@ -55,7 +55,7 @@ def run_case(ctx, relay, rate, seconds):
                       load_after=machine_load())
     finally:
         if wsrelay:
-            wsrelay.stop()
+            result["daemon_exit"] = wsrelay.stop()
         if relay_process:
             stop(relay_process)
         if subscriber and subscriber.process.poll() is None:

@@ -45,6 +45,12 @@ class Context:
         return "64MiB" if clients == 1 else "16MiB"
 
 
+def warn_unclean_exit(result):
+    code = result.get("daemon_exit")
+    if code not in (0, None):
+        log(f"  wsrelay exited with {code} on SIGTERM" + (" (killed by a signal)" if code < 0 else ""))
+
+
 def median_run(runs):
     """The run with the median rate among the completed ones (all runs are kept in the JSON)."""
     good = [r for r in runs if r.get("ok")]
@@ -71,6 +77,7 @@ def run_throughput(ctx, scale, repeat, only_sinks):
                         r = {"kind": "throughput", "relay": relay, "sink": sink, "count": count, "size": size,
                              "ok": False, "note": f"{type(error).__name__}: {error}"}
                     runs[relay].append(r)
+                    warn_unclean_exit(r)
                     if r.get("ok"):
                         log(f"  {r['msg_s']:,.0f} msg/s, {r['mb_s']:.1f} MB/s, CPU {r['cpu_s']:.2f} s, "
                             f"peak RSS {r['rss_peak_kib'] / 1024:.1f} MiB (load {r['load_before']['load1']:.2f})")
@@ -90,6 +97,7 @@ def run_latency(ctx, scale):
             log(f"latency at {rate:,} msg/s via {relay} for {scale['latency_s']} s ...")
             try:
                 r = latency.run_case(ctx, relay, rate, scale["latency_s"])
+                warn_unclean_exit(r)
                 log(f"  p50 {r['p50_us']:.0f} µs, p99 {r['p99_us']:.0f} µs, p99.9 {r['p999_us']:.0f} µs, max {r['max_us']:.0f} µs")
             except Exception as error:
                 r = {"kind": "latency", "relay": relay, "rate": rate, "ok": False, "note": f"{type(error).__name__}: {error}"}
@@ -106,6 +114,7 @@ def run_idle(ctx, scale):
         log(f"idle: {connections:,} upstream connection(s), {window} s window ...")
         try:
             r = idle.run_case(ctx, connections, window)
+            warn_unclean_exit(r)
             log(f"  RSS {r['rss_end_kib'] / 1024:.1f} MiB ({r['rss_per_connection_kib']:.1f} KiB per connection), "
                 f"CPU {r['cpu_percent']:.2f} % over {window} s, {r['pings_in_window']} pings")
         except Exception as error:
@@ -121,6 +130,7 @@ def run_storm(ctx, scale, repeat):
         log(f"reconnect storm: {scale['storm']:,} upstreams closed with 4001 (run {attempt + 1}/{repeat}) ...")
         try:
             r = storm.run_case(ctx, scale["storm"])
+            warn_unclean_exit(r)
             log(f"  all back in {r.get('seconds', float('nan')):.2f} s, {r['refreshes']} refresh(es), {r['refused_401']} refused with 401")
         except Exception as error:
             r = {"kind": "storm", "connections": scale["storm"], "ok": False, "note": f"{type(error).__name__}: {error}"}

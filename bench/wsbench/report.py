@@ -137,13 +137,17 @@ def idle_section(results):
         if smaller:
             s = smaller[-1]
             marginal = f"{(r['rss_end_kib'] - s['rss_end_kib']) / (r['connections'] - s['connections']):.1f}"
-        lines.append(f"| {r['connections']:,} | {r['connect_all_s']:.1f} | {r['rss_end_kib'] / 1024:.1f} | "
+        connected = f"{r['connect_all_s']:.1f}" if "connect_all_s" in r else f"never: {r.get('note', '')}"
+        lines.append(f"| {r['connections']:,} | {connected} | {r['rss_end_kib'] / 1024:.1f} | "
                      f"{r['rss_per_connection_kib']:.1f} | {marginal} | {r['cpu_percent']:.2f} | {r['pings_in_window']:,} |")
-        if smaller and r["connections"] >= 1000:
+        if not r.get("ok"):
+            targets.append((f"RSS per idle connection < 64 KiB ({r['connections']:,} connections)",
+                            r.get("note", "did not complete"), False))
+        elif smaller and r["connections"] >= 1000:
             value = (r['rss_end_kib'] - smaller[-1]['rss_end_kib']) / (r['connections'] - smaller[-1]['connections'])
             targets.append((f"RSS per idle connection < 64 KiB ({r['connections']:,} connections; marginal, RSS ÷ N in brackets)",
                             f"{value:.1f} KiB ({r['rss_per_connection_kib']:.1f} KiB)", value < 64))
-        if r["connections"] == 1000:
+        if r["connections"] == 1000 and r.get("ok"):
             targets.append(("idle CPU < 1% with 1,000 connections", f"{r['cpu_percent']:.2f} %", r["cpu_percent"] < 1))
     return lines + [""], targets
 
@@ -195,6 +199,11 @@ def write(data, path):
         "| target | measured | |", "|---|---|---|",
     ]
     out += [f"| {name} | {value} | {_met(ok)} |" for name, value, ok in targets]
+    unclean = [r for r in results if r.get("daemon_exit") not in (0, None)]
+    if unclean:
+        out += ["", "**wsrelay did not exit cleanly on SIGTERM** in: " + "; ".join(
+            f"{r['kind']} {r.get('sink') or r.get('connections') or r.get('rate')}: exit {r['daemon_exit']}"
+            + (" (killed by a signal)" if r["daemon_exit"] < 0 else "") for r in unclean)]
     out += [""] + sections
     out += ["## How these were measured", "",
             "```",

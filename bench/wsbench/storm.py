@@ -51,6 +51,6 @@ def run_case(ctx, connections, timeout=60):
                       load_after=machine_load())
     finally:
         if wsrelay:
-            wsrelay.stop()
+            result["daemon_exit"] = wsrelay.stop()
         sim.stop()
     return result

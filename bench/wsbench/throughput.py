@@ -167,7 +167,7 @@ def run_case(ctx, relay, sink, count, size):
                 result["note"] = f"file has {lines} lines, expected {count}"
     finally:
         if wsrelay:
-            wsrelay.stop()
+            result["daemon_exit"] = wsrelay.stop()
         if relay_process:
             stop(relay_process)
         if subscriber and subscriber.process.poll() is None:
