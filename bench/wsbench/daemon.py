@@ -24,8 +24,8 @@ def upstream_section(name, url, auth=None, extra=""):
     return text + extra + "\n"
 
 
-def file_sink(path, fmt):
-    return f"[[sink]]\ntype = \"file\"\npath = {toml_string(path)}\nformat = \"{fmt}\"\n\n"
+def file_sink(path, fmt, extra=""):
+    return f"[[sink]]\ntype = \"file\"\npath = {toml_string(path)}\nformat = \"{fmt}\"\n{extra}\n"
 
 
 def unix_sink(path, fmt, queue, slow_consumer="disconnect"):

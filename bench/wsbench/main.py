@@ -149,6 +149,7 @@ def main():
     parser.add_argument("--simulator", required=True)
     parser.add_argument("--websocat", required=True)
     parser.add_argument("--command", default="bench/run", help="the command line, for the report")
+    parser.add_argument("--source", help="what the binaries were built from, for the report (default: the work tree's HEAD)")
     parser.add_argument("--no-report", action="store_true", help="write bench/results/*.json only, leave RESULTS.md alone")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (configs, daemon logs)")
     args = parser.parse_args()
@@ -156,6 +157,8 @@ def main():
     scale = SCALES[args.scale]
     sections = args.only or list(SECTIONS)
     env = environment.describe(ctx)
+    if args.source:
+        env["commit"] = args.source
     log(f"wsrelay {env['commit']}, {env['websocat']}, {env['cores']} cores; {env['uptime']}")
     log(f"scratch directory {ctx.root}")
     data = {"environment": env, "scale": args.scale, "scale_parameters": scale, "repeat": args.repeat,

@@ -7,6 +7,7 @@ NOTES = "<!-- notes: everything below this line is kept when bench/run rewrites 
 
 SINK_LABEL = {
     "raw-file": "(a) file, raw",
+    "raw-file-nofsync": "(a') file, raw, fsync never",
     "envelope-file": "(b) file, envelope",
     "subscriber": "(c) 1 subscriber, raw",
     "subscriber-envelope": "(c') 1 subscriber, envelope",
@@ -41,13 +42,15 @@ def throughput_section(results):
     lines = ["## Flood throughput", "",
              "Median of the runs (by msg/s). MB/s counts payload bytes (10^6). CPU s = user+system seconds of the relay "
              "process during the flood; RSS = its peak (VmHWM). Ratio = wsrelay msg/s ÷ websocat msg/s for the same case "
-             "(for the envelope file: ÷ websocat's raw file).", "",
+             "(for (a') and the envelope file: ÷ websocat's raw file). wsrelay's file sinks run with their defaults "
+             "(64 MiB buffer, `fsync = \"interval\"`, every 1 s) except (a'), which turns fsync off as websocat's "
+             "`> file` has none.", "",
              "| case | messages | wsrelay msg/s | MB/s | CPU s | peak RSS MiB | websocat msg/s | MB/s | CPU s | peak RSS MiB | ratio |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     targets = []
     for r in rows:
         ws = _find(results, kind="throughput", relay="websocat", sink=r["sink"], count=r["count"], size=r["size"])
-        if r["sink"] == "envelope-file":
+        if r["sink"] in ("envelope-file", "raw-file-nofsync"):
             ws_ref = _find(results, kind="throughput", relay="websocat", sink="raw-file", count=r["count"], size=r["size"])
         elif r["sink"] == "subscriber-envelope":
             ws_ref = _find(results, kind="throughput", relay="websocat", sink="subscriber", count=r["count"], size=r["size"])
@@ -63,7 +66,7 @@ def throughput_section(results):
         lines.append("| " + " | ".join([f"{SINK_LABEL[r['sink']]}, {size_label(r['size'])}", f"{r['count']:,}"] + cells(r) + cells(ws)
                                        + [_num(ratio, ".2f") + "×" if ratio else "–"]) + " |")
         small = r["size"] <= 100
-        if r["sink"] in ("raw-file", "subscriber"):
+        if r["sink"] in ("raw-file", "raw-file-nofsync", "subscriber"):
             want = 1.2 if small else 3.0
             targets.append((f"{SINK_LABEL[r['sink']]}, {size_label(r['size'])}: ≥ {want}× websocat",
                             f"{_num(ratio, '.2f')}×", ratio is not None and ratio >= want))
@@ -138,8 +141,9 @@ def idle_section(results):
             s = smaller[-1]
             marginal = f"{(r['rss_end_kib'] - s['rss_end_kib']) / (r['connections'] - s['connections']):.1f}"
         connected = f"{r['connect_all_s']:.1f}" if "connect_all_s" in r else f"never: {r.get('note', '')}"
+        per = "(baseline)" if r["connections"] == 1 else f"{r['rss_per_connection_kib']:.1f}"
         lines.append(f"| {r['connections']:,} | {connected} | {r['rss_end_kib'] / 1024:.1f} | "
-                     f"{r['rss_per_connection_kib']:.1f} | {marginal} | {r['cpu_percent']:.2f} | {r['pings_in_window']:,} |")
+                     f"{per} | {marginal} | {r['cpu_percent']:.2f} | {r['pings_in_window']:,} |")
         if not r.get("ok"):
             targets.append((f"RSS per idle connection < 64 KiB ({r['connections']:,} connections)",
                             r.get("note", "did not complete"), False))
@@ -214,8 +218,9 @@ def write(data, path):
             "Each case starts a fresh `wsrelay-sim` (flood source; `hold=1` so nothing is sent until everything is "
             "connected) and a fresh relay:", "",
             "- wsrelay: `wsrelay run --config wsrelay.toml` (checked with `wsrelay check-config`), ready on `READY=1`; "
-            "file sinks with the defaults (64 MiB buffer, fsync every 1 s), unix sinks with `queue` 64 MiB (1 subscriber) "
-            "or 16 MiB (100).",
+            "file sinks with the defaults (64 MiB buffer, fsync every 1 s); the unix sink for 1 subscriber with "
+            "`queue = \"64MiB\"` (so a Python reader sharing the cores is not disconnected), for 100 with the default 8 MiB "
+            "and `slow_consumer = \"drop\"`.",
             "- websocat, file: `websocat -n -U ws://127.0.0.1:PORT/feed?count=N&size=S&hold=1 > out`",
             "- websocat, subscriber: `websocat -n -U unix-l:stream.sock ws://...`; 100 subscribers: "
             "`websocat -n -U --queue-len 1024 unix-l:stream.sock broadcast:ws://...`",

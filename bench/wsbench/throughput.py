@@ -13,7 +13,7 @@ from .daemon import Daemon
 from .procs import cpu_seconds, log, machine_load, now_ns, status_kib, stop, wait_for
 from .simulator import Simulator
 
-SINKS = ("raw-file", "envelope-file", "subscriber", "subscriber-envelope", "subscribers-100")
+SINKS = ("raw-file", "raw-file-nofsync", "envelope-file", "subscriber", "subscriber-envelope", "subscribers-100")
 # websocat 1.13 has no working fan-out: `unix-l:... broadcast:ws://...` panics (slab "invalid key") as soon as
 # subscribers connect, with or without -U/-E, so (d) has no websocat column.
 WEBSOCAT_SINKS = ("raw-file", "subscriber")
@@ -98,6 +98,9 @@ def run_case(ctx, relay, sink, count, size):
             text = config.daemon_section(work) + config.upstream_section("bench", url)
             if sink == "raw-file":
                 text += config.file_sink(out, "raw")
+            elif sink == "raw-file-nofsync":
+                # websocat's `> file` never syncs; this is wsrelay with the same (lack of) durability.
+                text += config.file_sink(out, "raw", extra='fsync = "never"\n')
             elif sink == "envelope-file":
                 text += config.file_sink(out, "envelope")
             elif sink == "subscribers-100":
