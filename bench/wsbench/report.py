@@ -63,7 +63,8 @@ def throughput_section(results):
             if not x.get("ok"):
                 return [f"failed: {x.get('note', '')}", "", "", ""]
             return [_num(x["msg_s"], ",.0f"), _num(x["mb_s"], ".1f"), _num(x["cpu_s"], ".2f"), _num(x["rss_peak_kib"] / 1024, ".1f")]
-        lines.append("| " + " | ".join([f"{SINK_LABEL[r['sink']]}, {size_label(r['size'])}", f"{r['count']:,}"] + cells(r) + cells(ws)
+        mark = " ↻" if r.get("rerun") else ""
+        lines.append("| " + " | ".join([f"{SINK_LABEL[r['sink']]}, {size_label(r['size'])}{mark}", f"{r['count']:,}"] + cells(r) + cells(ws)
                                        + [_num(ratio, ".2f") + "×" if ratio else "–"]) + " |")
         small = r["size"] <= 100
         if r["sink"] in ("raw-file", "raw-file-nofsync", "subscriber"):
@@ -142,6 +143,8 @@ def idle_section(results):
             marginal = f"{(r['rss_end_kib'] - s['rss_end_kib']) / (r['connections'] - s['connections']):.1f}"
         connected = f"{r['connect_all_s']:.1f}" if "connect_all_s" in r else f"never: {r.get('note', '')}"
         per = "(baseline)" if r["connections"] == 1 else f"{r['rss_per_connection_kib']:.1f}"
+        if not r.get("ok"):
+            per = marginal = "n/a (not connected)"
         lines.append(f"| {r['connections']:,} | {connected} | {r['rss_end_kib'] / 1024:.1f} | "
                      f"{per} | {marginal} | {r['cpu_percent']:.2f} | {r['pings_in_window']:,} |")
         if not r.get("ok"):
@@ -190,6 +193,9 @@ def write(data, path):
         "# wsrelay benchmark results", "",
         f"Written by `{data['command']}` (scale `{data['scale']}`, {data['repeat']} run(s) per throughput case) on {env['date']}; "
         f"the run took {data['duration_s'] / 60:.1f} minutes.", "",
+    ] + [f"Re-run later with `{x['command']}` on {x['date']} (load {x['load_at_start']['load1']:.2f}, "
+         f"{x['load_at_start']['compilers']} compiler process(es)): the cases marked ↻." for x in data.get("reruns", [])] + [
+        "",
         "## Machine and versions", "",
         f"- {env['cores']} cores ({env['cpu']}), {env['memory_gib']} GiB memory, Linux {env['kernel']}",
         f"- {env['swift']}; wsrelay commit {env['commit']}, release build",
@@ -219,11 +225,18 @@ def write(data, path):
             "connected) and a fresh relay:", "",
             "- wsrelay: `wsrelay run --config wsrelay.toml` (checked with `wsrelay check-config`), ready on `READY=1`; "
             "file sinks with the defaults (64 MiB buffer, fsync every 1 s); the unix sink for 1 subscriber with "
-            "`queue = \"64MiB\"` (so a Python reader sharing the cores is not disconnected), for 100 with the default 8 MiB "
-            "and `slow_consumer = \"drop\"`.",
+            "`queue = \"1GiB\"` (wsrelay never slows an upstream for a subscriber; a flood arrives faster than one Unix "
+            "socket carries it away, so the queue holds the backlog and peak RSS shows it), for 100 with the default "
+            "8 MiB and `slow_consumer = \"drop\"`.",
             "- websocat, file: `websocat -n -U ws://127.0.0.1:PORT/feed?count=N&size=S&hold=1 > out`",
-            "- websocat, subscriber: `websocat -n -U unix-l:stream.sock ws://...`; 100 subscribers: "
-            "`websocat -n -U --queue-len 1024 unix-l:stream.sock broadcast:ws://...`",
+            "- websocat, subscriber: `websocat -n -U unix-l:stream.sock ws://...` (websocat connects upstream when the "
+            "subscriber connects); no 100-subscriber run: `websocat -U unix-l:... broadcast:ws://...` panics in 1.13",
+            "- latency: `ws://...?count=N&size=100&rate=R&stamp=1&hold=1`, wsrelay unix sink in envelope format (8 MiB queue)",
+            "- idle: N `[[upstream]]` sections with `ping_interval = \"30s\"` to `ws://127.0.0.1:PORT/idle`, no sinks",
+            "- storm: N upstreams with `auth = \"shared\"`, `[auth.shared] type = \"oauth2\"` against `wsrelay-sim "
+            "--token-endpoint-port`; `POST /close-all?code=4001` on the simulator's admin port",
+            "- CPU seconds from /proc/PID/stat (utime+stime, 10 ms ticks), RSS from /proc/PID/status; all clocks "
+            "CLOCK_MONOTONIC",
             "- subscribers: `python -m wsbench.subscriber` (one process, epoll, 256 KiB reads, counts lines)", "",
             "Every run's figures, including per-case machine load: `bench/RESULTS.json` (this run), `bench/results/` (local runs, not committed).", ""]
     notes = ""
@@ -235,3 +248,11 @@ def write(data, path):
     out.append(NOTES)
     with open(path, "w") as f:
         f.write("\n".join(out) + notes if notes else "\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    # Re-render bench/RESULTS.md from bench/RESULTS.json (after editing this file or the notes).
+    import json, sys
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(here, "RESULTS.json")) as f:
+        write(json.load(f), os.path.join(here, "RESULTS.md"))
