@@ -72,16 +72,20 @@ def load_average():
 
 
 def busy_compilers():
-    """How many compiler processes (other engineers' builds) are running now: they share our 2 cores."""
+    """How many compiler processes (other engineers' builds) are running now: they share our 2 cores.
+    Zombies (finished, not yet reaped) do not count."""
     names = {"swift-frontend", "swift-build", "clang", "clang++", "cc1", "cc1plus", "ld", "ld.lld", "ld.gold", "swift-driver"}
     count = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/comm") as f:
-                if f.read().strip() in names:
-                    count += 1
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            state = stat[stat.rindex(")") + 2:].split()[0]
+            if name in names and state != "Z":
+                count += 1
         except OSError:
             pass
     return count
