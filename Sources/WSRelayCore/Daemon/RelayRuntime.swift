@@ -57,14 +57,14 @@ public final class RelayRuntime: Sendable {
                 closeTimeout: configuration.daemon.shutdownTimeout / 2,
                 proxy: ProxyResolver.resolve(for: settings.url, configured: settings.proxy, environment: environment),
                 logger: logger,
-                onStatusChange: { registry.publish(to: board) },
+                onStatusChange: { registry.publishSoon(to: board, on: group.any()) },
                 onMessages: { board.addMessages($0) },
                 metrics: metrics.upstream(named: settings.name)
             )
         }
         let fleet = UpstreamFleet(
             drivers: configuration.upstreams.map { makeDriver($0, configuration) }, logger: logger,
-            onChange: { registry.publish(to: board) })
+            onChange: { registry.publishSoon(to: board, on: group.any()) })
         registry.fleet = fleet
         registry.publish(to: board)
         return RelayRuntime(configuration: configuration, sinks: sinks, credentials: credentials, upstreams: fleet,
@@ -164,6 +164,23 @@ final class UpstreamRegistry: Sendable {
     var fleet: UpstreamFleet? {
         get { fleetBox.withLockedValue { $0 } }
         set { fleetBox.withLockedValue { $0 = newValue } }
+    }
+
+    private let pending = NIOLockedValueBox(false)
+
+    /// Publishes within `delay`, once for however many changes arrive meanwhile: a status change of one
+    /// upstream must not cost work proportional to all of them (10,000 upstreams connecting at once made
+    /// this quadratic and starved the event loops).
+    func publishSoon(to board: DaemonStatusBoard, on loop: any EventLoop, delay: TimeAmount = .milliseconds(100)) {
+        let first = pending.withLockedValue { scheduled -> Bool in
+            defer { scheduled = true }
+            return !scheduled
+        }
+        guard first else { return }
+        loop.scheduleTask(in: delay) { [self] in
+            pending.withLockedValue { $0 = false }
+            publish(to: board)
+        }
     }
 
     func publish(to board: DaemonStatusBoard) {

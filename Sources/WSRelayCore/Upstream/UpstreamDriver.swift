@@ -146,7 +146,12 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
 
     // MARK: - Commands (any thread)
 
-    public func start() { onLoop { $0.handle(.start(now: .now)) } }
+    /// Registers with the consumer as a flow control (so sinks under `on_full = "block"` can pause this
+    /// upstream's reading) and starts connecting.
+    public func start() {
+        consumer.register(upstream: settings.name, flowControl: self)
+        onLoop { $0.handle(.start(now: .now)) }
+    }
     public func shutdown() { onLoop { $0.handle(.shutdown(now: .now)) } }
     public func remove() { onLoop { $0.handle(.removed(now: .now)) } }
     public func pause() { onLoop { $0.handle(.pause(now: .now)) } }
