@@ -106,7 +106,8 @@ import Testing
         } catch {
             #expect(error.kind == .timedOut)
         }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // Killed at its timeout rather than waited for: well before the 30 s its shell would take.
+        #expect(ContinuousClock.now - started < .seconds(25))
         try await Task.sleep(for: .milliseconds(2500))
         #expect(FileIdentity.of(path: marker) == nil)  // the background child was killed with the group
     }
@@ -115,9 +116,9 @@ import Testing
         let provider = CommandTokenProvider(
             credential: "api", argv: ["/bin/sh", "-c", "echo held-token; sleep 30 &"], timeout: .seconds(10),
             logger: Logger(label: "t"))
-        let started = ContinuousClock.now
+        // Waiting for the grandchild (30 s) would run into the 10 s timeout and throw; getting the token
+        // proves the provider returned when the command itself exited.
         #expect(try await provider.fetch().accessToken == "held-token")
-        #expect(ContinuousClock.now - started < .seconds(5))
     }
 
     @Test func missingProgram() async throws {
