@@ -43,14 +43,7 @@ struct StatusCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let socket = control.socketPath()
-        let reply: ControlReply
-        do {
-            reply = try ControlClient.send(.status, socketPath: socket)
-        } catch {
-            printError("wsrelay: \(error.description)")
-            throw ExitCode(error.exitCode)
-        }
+        let reply = try control.send(.status)
         guard reply.ok, let report = reply.status else {
             printError("wsrelay: \(reply.error ?? "the daemon sent no status")")
             throw ExitCode(DaemonExitCode.failure.rawValue)

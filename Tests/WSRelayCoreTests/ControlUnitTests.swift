@@ -155,7 +155,7 @@ struct StatusReportTests {
         state.disconnects = ["4001": 2]
         let credential = CredentialStatus(name: "api", type: "oauth2", state: "failed: invalid_grant",
                                           tokenFingerprint: "sha256:0badc0de")
-        let builder = StatusReportBuilder(configPath: "/etc/wsrelay/wsrelay.toml", startedAt: wall, startedInstant: now)
+        let builder = StatusReportBuilder(configPath: "/etc/wsrelay/wsrelay.toml", startedAt: wall)
         let report = builder.build(
             upstreams: [(settings, state)], credentials: [credential], sinks: [], summary: "0/1 upstreams connected",
             rates: MessageRateMeter(), now: now, wallNow: wall)

@@ -25,15 +25,16 @@ final class ControlServer: Service, Sendable {
     let path: String
     private let listener: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
     private let responder: any ControlResponder
-    private let identity: (device: UInt64, inode: UInt64)?
+    /// The socket file, removed at shutdown if it is still ours.
+    private let owned: OwnedSocketPath?
     private let logger: Logger
 
     private init(path: String, listener: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>,
-                 responder: any ControlResponder, logger: Logger) {
+                 responder: any ControlResponder, owned: OwnedSocketPath?, logger: Logger) {
         self.path = path
         self.listener = listener
         self.responder = responder
-        self.identity = UnixSocketPath.identity(path)
+        self.owned = owned
         self.logger = logger
     }
 
@@ -46,29 +47,19 @@ final class ControlServer: Service, Sendable {
         if !directory.isEmpty, access(directory, F_OK) != 0, mkdir(directory, 0o755) != 0 {
             throw SinkSetupError("\(role) \(path): cannot create \(directory): \(SystemError.describe(errno))")
         }
-        try UnixSocketPath.prepare(path, role: role, logger: logger)
-        if case .failure(let problem) = UnixSocketPath.withSocketAddress(path, { _, _ in () }) {
-            throw SinkSetupError("\(role) \(path): \(problem.message)")
-        }
-        let listener: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
-        do {
-            listener = try await ServerBootstrap(group: group)
-                .serverChannelOption(ChannelOptions.backlog, value: 64)
-                .bind(unixDomainSocketPath: path) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+        let (listener, owned) = try await UnixSocketPath.bindListener(
+            path, role: role, mode: 0o660, logger: logger,
+            bind: {
+                try await ServerBootstrap(group: group)
+                    .serverChannelOption(ChannelOptions.backlog, value: 64)
+                    .bind(unixDomainSocketPath: path) { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                        }
                     }
-                }
-        } catch let error as IOError {
-            throw SinkSetupError("\(role) \(path): cannot bind: \(SystemError.describe(error.errnoCode))")
-        }
-        let server = ControlServer(path: path, listener: listener, responder: responder, logger: logger)
-        do throws(SinkSetupError) {
-            try UnixSocketPath.applyMode(path, mode: 0o660, owner: nil, group: nil, role: role)
-        } catch {
-            await server.close()
-            throw error
-        }
+            },
+            close: { try? await $0.channel.close() })
+        let server = ControlServer(path: path, listener: listener, responder: responder, owned: owned, logger: logger)
         return server
     }
 
@@ -89,9 +80,7 @@ final class ControlServer: Service, Sendable {
     /// Closes the listener (if still open) and removes the socket file if it is still ours.
     func close() async {
         try? await listener.channel.close()
-        if let identity, let now = UnixSocketPath.identity(path), now == identity {
-            unlink(path)
-        }
+        owned?.remove()
     }
 
     private func tickLoop() async throws {

@@ -5,7 +5,6 @@ import Glibc
 struct StatusReportBuilder: Sendable {
     let configPath: String
     let startedAt: WallClockTime
-    let startedInstant: ContinuousClock.Instant
 
     func build(
         upstreams: [(settings: UpstreamSettings, state: UpstreamState)], credentials: [CredentialStatus],

@@ -14,7 +14,7 @@ final class DaemonControl: ControlResponder {
         self.runtime = runtime
         self.reloader = reloader
         self.board = board
-        builder = StatusReportBuilder(configPath: configPath, startedAt: .now(), startedInstant: .now)
+        builder = StatusReportBuilder(configPath: configPath, startedAt: .now())
     }
 
     var policy: ControlPeerPolicy {

@@ -17,14 +17,14 @@ public final class MetricsService: Service, Sendable {
     /// Open scrape connections (filled by the child channel initializer).
     private let connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>
     /// The socket file we bound, by identity, to remove only our own at shutdown.
-    private let ownedPath: NIOLockedValueBox<(path: String, device: UInt64, inode: UInt64)?>
+    private let ownedPath: NIOLockedValueBox<OwnedSocketPath?>
     private let logger: Logger
 
     static let socketMode: UInt32 = 0o660
 
     private init(address: MetricsListenAddress, listener: any Channel,
                  connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>,
-                 ownedPath: (path: String, device: UInt64, inode: UInt64)?, logger: Logger) {
+                 ownedPath: OwnedSocketPath?, logger: Logger) {
         self.address = address
         self.listener = listener
         self.connections = connections
@@ -63,7 +63,7 @@ public final class MetricsService: Service, Sendable {
                 }
             }
         let listener: any Channel
-        var owned: (path: String, device: UInt64, inode: UInt64)?
+        var owned: OwnedSocketPath?
         switch address {
         case .tcp(let host, let port):
             do {
@@ -75,26 +75,11 @@ public final class MetricsService: Service, Sendable {
             }
         case .unix(let path):
             do throws(SinkSetupError) {
-                try UnixSocketPath.prepare(path, role: "metrics", logger: logger)
+                (listener, owned) = try await UnixSocketPath.bindListener(
+                    path, role: "metrics", mode: socketMode, logger: logger,
+                    bind: { try await bootstrap.bind(unixDomainSocketPath: path).get() },
+                    close: { try? await $0.close() })
             } catch {
-                throw MetricsSetupError(error.description)
-            }
-            if case .failure(let problem) = UnixSocketPath.withSocketAddress(path, { _, _ in () }) {
-                throw MetricsSetupError("metrics \(path): \(problem.message)")
-            }
-            do {
-                listener = try await bootstrap.bind(unixDomainSocketPath: path).get()
-            } catch let error as IOError {
-                throw MetricsSetupError("metrics \(path): cannot bind: \(SystemError.describe(error.errnoCode))")
-            } catch {
-                throw MetricsSetupError("metrics \(path): cannot bind: \(error)")
-            }
-            if let (device, inode) = UnixSocketPath.identity(path) { owned = (path, device, inode) }
-            do throws(SinkSetupError) {
-                try UnixSocketPath.applyMode(path, mode: socketMode, owner: nil, group: nil, role: "metrics")
-            } catch {
-                try? await listener.close()
-                if owned != nil { unlink(path) }
                 throw MetricsSetupError(error.description)
             }
         }
@@ -127,11 +112,7 @@ public final class MetricsService: Service, Sendable {
     func close() async {
         try? await listener.close()
         for channel in connections.withLockedValue({ Array($0.values) }) { try? await channel.close() }
-        if let owned = ownedPath.withLockedValue({ value in defer { value = nil }; return value }) {
-            if let identity = UnixSocketPath.identity(owned.path), identity == (owned.device, owned.inode) {
-                unlink(owned.path)
-            }
-        }
+        ownedPath.withLockedValue { value in defer { value = nil }; return value }?.remove()
         logger.debug("metrics endpoint closed")
     }
 }

@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import NIOCore
 
 /// File-system work around a Unix socket path: replacing a stale socket file, refusing to steal a live one,
 /// and giving the socket its configured mode and owner.
@@ -109,6 +110,37 @@ enum UnixSocketPath {
         return (UInt64(st.st_dev), UInt64(st.st_ino))
     }
 
+    /// Binds a listening socket at `path` the one way every wsrelay listener does (socket sinks, the control
+    /// socket, the metrics endpoint): a stale file is replaced and a live one refused (`prepare`), the path's
+    /// length checked, `bind` called, then the socket given its mode and owner. When that last step fails the
+    /// listener is closed and the file removed. Errors are one line starting with `role` and the path.
+    static func bindListener<Listener>(
+        _ path: String, role: String, mode: UInt32, owner: String? = nil, group: String? = nil, logger: Logger,
+        bind: () async throws -> Listener, close: (Listener) async -> Void
+    ) async throws(SinkSetupError) -> (listener: Listener, owned: OwnedSocketPath?) {
+        try prepare(path, role: role, logger: logger)
+        if case .failure(let problem) = withSocketAddress(path, { _, _ in () }) {
+            throw SinkSetupError("\(role) \(path): \(problem.message)")
+        }
+        let listener: Listener
+        do {
+            listener = try await bind()
+        } catch let error as IOError {
+            throw SinkSetupError("\(role) \(path): cannot bind: \(SystemError.describe(error.errnoCode))")
+        } catch {
+            throw SinkSetupError("\(role) \(path): cannot bind: \(error)")
+        }
+        let owned = OwnedSocketPath(claiming: path)
+        do throws(SinkSetupError) {
+            try applyMode(path, mode: mode, owner: owner, group: group, role: role)
+        } catch {
+            await close(listener)
+            owned?.remove()
+            throw error
+        }
+        return (listener, owned)
+    }
+
     /// Calls `body` with a `sockaddr_un` for `path`; fails when the path is too long.
     static func withSocketAddress<T>(
         _ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T
@@ -128,5 +160,28 @@ enum UnixSocketPath {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         return .success(value)
+    }
+}
+
+/// A socket file this process bound, remembered by identity so that removing it at shutdown never deletes a
+/// file another process has put at the same path since.
+struct OwnedSocketPath: Sendable, Equatable {
+    var path: String
+    var device: UInt64
+    var inode: UInt64
+
+    /// Records the file now at `path`; nil when there is none.
+    init?(claiming path: String) {
+        guard let (device, inode) = UnixSocketPath.identity(path) else { return nil }
+        self.path = path
+        self.device = device
+        self.inode = inode
+    }
+
+    /// Unlinks the path if it is still the file that was claimed.
+    func remove() {
+        if let (device, inode) = UnixSocketPath.identity(path), device == self.device, inode == self.inode {
+            unlink(path)
+        }
     }
 }

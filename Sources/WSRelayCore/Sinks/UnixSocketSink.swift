@@ -36,7 +36,7 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
     private let shardsByLoop: [ObjectIdentifier: SubscriberShard]
     private let listener = NIOLockedValueBox<(any Channel)?>(nil)
     /// Set when we bound the path ourselves: its identity, to remove only our own file at shutdown.
-    private let ownedPath = NIOLockedValueBox<(path: String, device: UInt64, inode: UInt64)?>(nil)
+    private let ownedPath = NIOLockedValueBox<OwnedSocketPath?>(nil)
 
     private let live = NIOLockedValueBox<[ObjectIdentifier: SubscriberStats]>([:])
     private let bytesWritten = Atomic<UInt64>(0)
@@ -103,29 +103,12 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
         guard let path = unix.path else {
             throw SinkSetupError("unix sink: listen_fd_name \"\(unix.listenFDName ?? "")\" was not passed by systemd (LISTEN_FDNAMES) and no path is set")
         }
-        try UnixSocketPath.prepare(path, logger: logger)
-        if case .failure(let problem) = UnixSocketPath.withSocketAddress(path, { _, _ in () }) {
-            throw SinkSetupError("unix sink \(path): \(problem.message)")
-        }
-        let channel: any Channel
-        do {
-            channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
-        } catch let error as IOError {
-            throw SinkSetupError("unix sink \(path): cannot bind: \(SystemError.describe(error.errnoCode))")
-        } catch {
-            throw SinkSetupError("unix sink \(path): cannot bind: \(error)")
-        }
+        let (channel, owned) = try await UnixSocketPath.bindListener(
+            path, role: "unix sink", mode: unix.mode, owner: unix.owner, group: unix.group, logger: logger,
+            bind: { try await bootstrap.bind(unixDomainSocketPath: path).get() },
+            close: { try? await $0.close() })
         sink.listener.withLockedValue { $0 = channel }
-        if let (device, inode) = UnixSocketPath.identity(path) {
-            sink.ownedPath.withLockedValue { $0 = (path, device, inode) }
-        }
-        do throws(SinkSetupError) {
-            try UnixSocketPath.applyMode(path, mode: unix.mode, owner: unix.owner, group: unix.group)
-        } catch {
-            try? await channel.close()
-            sink.removeOwnedPath()
-            throw error
-        }
+        sink.ownedPath.withLockedValue { $0 = owned }
         return sink
     }
 
@@ -218,9 +201,6 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
     }
 
     private func removeOwnedPath() {
-        guard let owned = ownedPath.withLockedValue({ value in defer { value = nil }; return value }) else { return }
-        if let (device, inode) = UnixSocketPath.identity(owned.path), device == owned.device, inode == owned.inode {
-            unlink(owned.path)
-        }
+        ownedPath.withLockedValue { value in defer { value = nil }; return value }?.remove()
     }
 }
