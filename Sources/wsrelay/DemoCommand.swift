@@ -50,7 +50,7 @@ private final class DemoSubscriber: @unchecked Sendable {
     private let fd: Int32
 
     init(path: String) throws {
-        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         fd = descriptor
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)

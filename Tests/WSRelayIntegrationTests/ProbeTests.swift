@@ -16,7 +16,7 @@ struct ProbeTests {
 
     /// A port that was just free: bound, then closed again, so connecting to it is refused.
     static func closedPort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EMFILE) }
         defer { close(fd) }
         var address = sockaddr_in()

@@ -324,8 +324,10 @@ struct SinkUnixSocketTests {
 
     // MARK: Helpers
 
+    /// Close-on-exec: other tests spawn the real binary concurrently, and a child that inherited this
+    /// descriptor kept the "stale" socket alive (seen in CI: probe answered `.live` after `close`).
     static func listeningSocket(at path: String) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in

@@ -15,7 +15,7 @@ enum MetricsScrape {
     }
 
     static func get(port: Int, path: String = "/metrics", method: String = "GET") throws -> Response {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
         defer { close(fd) }
         var address = sockaddr_in()
@@ -30,7 +30,7 @@ enum MetricsScrape {
     }
 
     static func get(unixPath: String, path: String = "/metrics") throws -> Response {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
         defer { close(fd) }
         var address = sockaddr_un()
@@ -49,7 +49,7 @@ enum MetricsScrape {
 
     /// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
     static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
