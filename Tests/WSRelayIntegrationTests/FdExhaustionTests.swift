@@ -52,31 +52,34 @@ struct FdExhaustionTests {
             """, in: dir)
         let group = MultiThreadedEventLoopGroup.singleton
         var subscribers: [SinkTestSubscriber] = []
-        for _ in 0..<8 { subscribers.append(try await SinkTestSubscriber.connect(sock, group: group)) }
+        for _ in 0..<16 { subscribers.append(try await SinkTestSubscriber.connect(sock, group: group)) }
         #expect(eventually { subscribers.allSatisfy { $0.messages > 10 } })
         let flappyBefore = { server.recorder.connections.filter { $0.path.hasPrefix("/flappy") }.count }
         #expect(eventually { flappyBefore() >= 2 })
 
-        // Below what is open: every new descriptor fails until at least five are closed.
+        // Below what is open: every new descriptor fails until at least eleven are closed.
         let pid = daemon.process.pid
         let open = Self.openDescriptors(pid)
-        try Self.prlimit(pid, soft: open - 4, in: dir)
+        try Self.prlimit(pid, soft: open - 10, in: dir)
         let connectsAtLimit = flappyBefore()
         let waiting = try await SinkTestSubscriber.connect(sock, group: group)  // the kernel queues it; the daemon cannot accept
         #expect(eventually { daemon.log.contains("cannot accept a connection: Too many open files (EMFILE)") }, "\(daemon.log.suffix(3000))")
-        #expect(eventually { daemon.log.components(separatedBy: "\n").contains { $0.contains("flappy") && $0.contains("Too many open files") } },
-                "no line names the failed connect: \(daemon.log.suffix(3000))")
-        #expect(flappyBefore() <= connectsAtLimit + 1, "connects succeeded although no descriptor was free")
-        #expect(waiting.messages == 0)
-        #expect(processIsAlive(pid))
+        #expect(eventually { daemon.log.components(separatedBy: "\n").contains { $0.contains("flappy") && $0.lowercased().contains("too many open files") } },
+                "no line names the failed connect: \(daemon.log.components(separatedBy: "\n").filter { $0.contains("flappy") }.suffix(15))")
+        // RLIMIT_NOFILE caps descriptor numbers, not their count: when flappy's socket (a low number) closes,
+        // that number can be taken again — by flappy or by the waiting subscriber. Which one wins is a race, so
+        // the test asserts the failures that did happen (above), not that every attempt failed.
+        #expect(processIsAlive(pid), "\(daemon.log.suffix(4000))")
         let steadyLines = EnvelopeLine.parse(file: dir.file("out.jsonl")).filter { $0.upstream == "steady" }.count
         #expect(eventually { EnvelopeLine.parse(file: dir.file("out.jsonl")).filter { $0.upstream == "steady" }.count > steadyLines + 100 },
                 "the connected upstream must keep writing")
 
-        // Descriptors free up: the eight subscribers leave. The waiting one is served; flappy connects again.
+        // Descriptors free up: the sixteen subscribers leave. The waiting one is served; flappy connects again.
         for subscriber in subscribers { await subscriber.close() }
         #expect(eventually { waiting.messages > 10 }, "the queued subscriber was never accepted")
+        let failedConnects = daemon.log.components(separatedBy: "\n").filter { $0.contains("connect failed") }.count
         #expect(eventually { flappyBefore() > connectsAtLimit + 1 }, "flappy did not reconnect")
+        #expect(failedConnects >= 1)
         await waiting.close()
         #expect(daemon.stop() == 0, "\(daemon.log.suffix(3000))")
         #expect(!daemon.log.contains("Fatal error"))
