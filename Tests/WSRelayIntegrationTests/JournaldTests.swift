@@ -120,4 +120,56 @@ struct JournaldTests {
             }
         }
     }
+
+    /// The cancellation grace running out, made real: journald stopped (SIGSTOP) fills its socket queue and
+    /// the journal sink's writer blocks inside `sd_journal_sendv`, so the graceful drain cannot finish and
+    /// neither can cancellation. ServiceGroup's own cancellation timeout would `fatalError` (a crash);
+    /// the daemon's `ShutdownDeadline` logs and exits 1 once `shutdown_timeout` + 2 s have passed.
+    @Test("a journald that stops reading: SIGTERM ends in a clean exit 1 at shutdown_timeout + grace, never a crash")
+    func stalledJournaldEndsInACleanDeadlineExit() async throws {
+        let server = try await SimulatorServer.start(group: MultiThreadedEventLoopGroup.singleton)
+        defer { Task { await server.stop() } }
+        let dir = try TemporaryDirectory()
+        let config = try dir.write("wsrelay.toml", """
+            [daemon]
+            state_dir = "\(dir.path)"
+            control_socket = "\(dir.file("control.sock"))"
+            log_target = "stderr"
+            shutdown_timeout = "2s"
+
+            [[upstream]]
+            name = "flood"
+            url = "\(server.url)/flood?count=100000000&size=100&rate=4000"
+
+            [[sink]]
+            type = "journal"
+            """)
+        let script = """
+            echo $JOURNALD_PID > "$2"
+            "$0" run --config "$1" 2> "$3"
+            """
+        let sandbox = try WSRelayProcess([dir.file("journal.json"), "--", "/bin/sh", "-c", script, WSRelayProcess.binaryPath,
+                                          config, dir.file("journald.pid"), dir.file("daemon.log")],
+                                         directory: dir, name: "sandbox", executable: Self.sandbox)
+        #expect(eventually { (ControlSocket.upstream("flood", in: dir)?.messages ?? 0) > 500 }, "\(sandbox.stderr)")
+        let journald = try #require(dir.read("journald.pid").flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        let daemonPID = try #require(ControlSocket.status(dir)?.daemon.pid)
+        #expect(kill(journald, SIGSTOP) == 0)
+        defer { kill(journald, SIGCONT) }
+        // journald's queue is full and the writer is stuck: the sink's buffer grows instead of draining.
+        #expect(eventually { (ControlSocket.status(dir)?.sinks.first { $0.kind == "journal" }?.bufferedBytes ?? 0) > 100_000 })
+
+        let start = ContinuousClock.now
+        #expect(kill(daemonPID, SIGTERM) == 0)
+        #expect(eventually(timeout: .seconds(30)) { !processIsAlive(daemonPID) })
+        let took = ContinuousClock.now - start
+        kill(journald, SIGCONT)
+        let status = sandbox.waitForExit(timeout: .seconds(30))
+        let log = dir.read("daemon.log") ?? ""
+        #expect(status == 1, "exit status \(String(describing: status)); \(log.suffix(2000))")
+        #expect(log.contains("did not finish within"), "\(log.suffix(2000))")
+        #expect(!log.contains("Fatal error"), "a crash: \(log.suffix(2000))")
+        // 2 s shutdown_timeout + 2 s cancellation grace; 6 s more is only a safety net for a loaded machine.
+        #expect(took >= .seconds(4) && took < .seconds(10), "exit took \(took)")
+    }
 }
