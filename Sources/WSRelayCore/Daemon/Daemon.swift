@@ -82,8 +82,12 @@ public final class Daemon {
         services += runtime.services
         var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = configuration.daemon.shutdownTimeout
-        groupConfiguration.maximumCancellationDuration = .seconds(2)
+        // No `maximumCancellationDuration`: when it runs out, ServiceGroup calls fatalError (a crash, a core
+        // dump and a "failed" unit for what is only a slow exit). `ShutdownDeadline` bounds the exit instead.
         let serviceGroup = ServiceGroup(configuration: groupConfiguration)
+        let deadline = ShutdownDeadline(
+            limit: configuration.daemon.shutdownTimeout + ShutdownDeadline.cancellationGrace, logger: logger,
+            forcedExit: forcedExit)
 
         notifier.ready(status: DaemonStatusBoard.line(board.snapshot))
         launch.readiness?.ready()
@@ -94,10 +98,11 @@ public final class Daemon {
             "sinks": "\(configuration.sinks.count)",
         ])
 
-        let handling = makeSignalHandling(serviceGroup: serviceGroup, reloader: reloader)
+        let handling = makeSignalHandling(serviceGroup: serviceGroup, reloader: reloader, deadline: deadline)
         var exitCode = DaemonExitCode.success
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask { await handling.run(signals) }
+            tasks.addTask { await deadline.run() }
             do {
                 try await serviceGroup.run()
             } catch {
@@ -124,7 +129,8 @@ public final class Daemon {
         return DaemonExitCode.failure.rawValue
     }
 
-    private func makeSignalHandling(serviceGroup: ServiceGroup, reloader: ConfigReloader) -> SignalHandling {
+    private func makeSignalHandling(serviceGroup: ServiceGroup, reloader: ConfigReloader,
+                                    deadline: ShutdownDeadline) -> SignalHandling {
         let notifier = self.notifier
         let logger = self.logger
         let forcedExit = self.forcedExit
@@ -132,6 +138,7 @@ public final class Daemon {
             onShutdown: { signal in
                 logger.notice("shutting down", metadata: ["signal": "\(signal)"])
                 notifier.stopping(status: "Shutting down (\(signal))")
+                deadline.start()
                 await serviceGroup.triggerGracefulShutdown()
             },
             onForcedExit: { signal in

@@ -46,6 +46,7 @@ public final class RelayRuntime: Sendable {
             settings: configuration.auth, stateDir: configuration.daemon.stateDir, environment: environment,
             group: group, logger: logger, metrics: metrics)
         let registry = UpstreamRegistry()
+        let epochs = EpochReservation(stateDir: configuration.daemon.stateDir, logger: logger)
         let makeDriver: @Sendable (UpstreamSettings, Configuration) -> UpstreamDriver = { settings, configuration in
             UpstreamDriver(
                 settings: settings,
@@ -59,7 +60,8 @@ public final class RelayRuntime: Sendable {
                 logger: logger,
                 onStatusChange: { registry.publishSoon(to: board, on: group.any()) },
                 onMessages: { board.addMessages($0) },
-                metrics: metrics.upstream(named: settings.name)
+                metrics: metrics.upstream(named: settings.name),
+                epochs: epochs
             )
         }
         let fleet = UpstreamFleet(

@@ -37,6 +37,7 @@ public final class FileSink: Service, LineSink, Sendable {
         configuration.rotateKeep = file.rotateKeep
         var logger = logger
         logger[metadataKey: "sink"] = "file:\(file.path)"
+        LineWriter.logTornLine(output, label: configuration.label, logger: logger)
         writer = LineWriter(
             configuration: configuration, output: output, selection: selection,
             upstreamNames: settings.upstreams.isEmpty ? nil : Set(settings.upstreams), events: settings.events,

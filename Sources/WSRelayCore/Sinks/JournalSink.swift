@@ -7,7 +7,8 @@ import ServiceLifecycle
 /// `[[sink]] type = "journal"`: one journal entry per message, sent with `sd_journal_sendv` from a writer
 /// thread of its own.
 ///
-/// Entry fields: `MESSAGE=` the text payload (binary: `binary message, N bytes`), `PRIORITY=6`,
+/// Entry fields: `MESSAGE=` the text payload (binary: `binary message, N bytes`, and the bytes themselves in
+/// `WSRELAY_DATA=`, which journald stores binary-safe), `PRIORITY=6`,
 /// `SYSLOG_IDENTIFIER=wsrelay`, `WSRELAY_UPSTREAM=`, `WSRELAY_EPOCH=`, `WSRELAY_SEQ=`, `WSRELAY_TYPE=text|binary`,
 /// `WSRELAY_TS=` (receive time). With `events = true` also connected/disconnected entries
 /// (`WSRELAY_EVENT=connected|disconnected`, `WSRELAY_CODE=`, `WSRELAY_REASON=`); gap entries
@@ -224,6 +225,7 @@ struct JournalEntry {
                 field("MESSAGE", bytes: m.payload)
             } else {
                 field("MESSAGE", "binary message, \(m.payload.readableBytes) bytes")
+                field("WSRELAY_DATA", bytes: m.payload)
             }
             field("PRIORITY", "6")
             common(upstream: m.upstream)

@@ -10,7 +10,9 @@ import NIOCore
 ///   (`FileBufferStateMachine`) and append `ByteBuffer` slices of the batch — no copy, no syscall, and a
 ///   condition signal only when the writer is asleep.
 /// - The writer thread (`runLoop`) takes everything queued in one go and writes it with `writev(2)` (up to
-///   1024 buffers / 8 MiB per call), each call inside `ForcedExit.whileWriting`.
+///   1024 buffers / 8 MiB per call), each call inside `ForcedExit.whileWriting` with this writer's own gate
+///   (writers never wait for each other). A full pipe or socket writes nothing and the thread waits for it
+///   to drain outside the gate, so a reader that stops delays neither a forced exit nor an abort.
 ///
 /// ## Guarantees
 /// - Lines are written whole and in queue order. A short write keeps the unwritten remainder at the head of
@@ -58,6 +60,7 @@ final class LineWriter: @unchecked Sendable {
     private let directory: UpstreamDirectory
     private let registry: FlowControlRegistry
     private let forcedExit: ForcedExit
+    private let gate: ForcedExit.Gate
     private let logger: Logger
     private let signal = WriterSignal()
     private var token: ObjectIdentifier { ObjectIdentifier(self) }
@@ -86,6 +89,8 @@ final class LineWriter: @unchecked Sendable {
 
     static let maximumVectors = 1024
     static let maximumBytesPerWrite = 8 * 1024 * 1024
+    /// How long one wait for a full pipe or socket lasts before the writer looks at its requests again.
+    static let fullWaitMilliseconds: Int32 = 100
 
     init(
         configuration: Configuration, output: FileOutput, selection: UpstreamSelection, upstreamNames: Set<String>?,
@@ -100,6 +105,7 @@ final class LineWriter: @unchecked Sendable {
         self.directory = directory
         self.registry = registry
         self.forcedExit = forcedExit
+        self.gate = forcedExit.makeGate()
         self.logger = logger
         self.machine = FileBufferStateMachine(capacity: configuration.capacity, policy: configuration.onFull)
         self.episode = WriteErrorEpisode(initialDelay: configuration.retryInitial, maximumDelay: configuration.retryMax)
@@ -108,6 +114,7 @@ final class LineWriter: @unchecked Sendable {
     deinit {
         vectors.deallocate()
         output.close()
+        forcedExit.release(gate)
     }
 
     // MARK: Event-loop side
@@ -326,12 +333,13 @@ final class LineWriter: @unchecked Sendable {
             consume(0)
             return
         }
-        let result: Result<Int, SystemError> = forcedExit.whileWriting {
+        let result: Result<Int, SystemError> = forcedExit.whileWriting(gate) {
             do throws(SystemError) { return .success(try output.write(vectors, count: count)) } catch { return .failure(error) }
         }
         switch result {
         case .success(let n):
             consume(n)
+            if n == 0 { output.waitUntilWritable(milliseconds: Self.fullWaitMilliseconds) }
             if n > 0 { dirty = true }
             if let recovery = episode.succeeded(now: .now) { logRecovery(recovery) }
         case .failure(let error):
@@ -442,13 +450,14 @@ final class LineWriter: @unchecked Sendable {
             attempts += 1
             let before = pendingHead
             let head = pending[pendingHead]
-            let result: Result<Int, SystemError> = forcedExit.whileWriting {
+            let result: Result<Int, SystemError> = forcedExit.whileWriting(gate) {
                 head.withUnsafeReadableBytes { raw in
                     var v = iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress!), iov_len: raw.count)
                     do throws(SystemError) { return .success(try output.write(&v, count: 1)) } catch { return .failure(error) }
                 }
             }
             guard case .success(let n) = result else { break }
+            if n == 0 { output.waitUntilWritable(milliseconds: Self.fullWaitMilliseconds) }
             consume(n)
             if pendingHead != before { headPartial = false }
         }
@@ -471,11 +480,20 @@ final class LineWriter: @unchecked Sendable {
             needsReopen = false
             signal.withLock { counters.reopens += 1 }
             logger.info("\(configuration.label): reopened (\(reason))")
+            Self.logTornLine(output, label: configuration.label, logger: logger)
             if let recovery = episode.succeeded(now: .now) { logRecovery(recovery) }
         } catch {
             needsReopen = true
             failed(error)
         }
+    }
+
+    /// A torn last line found (and terminated) when the file was opened: say so once, with its size.
+    static func logTornLine(_ output: FileOutput, label: String, logger: Logger) {
+        guard let bytes = output.tornLineRepaired else { return }
+        logger.warning("\(label): the file ended in a torn line (\(bytes) bytes, cut by a crash?); ended it with a newline so the next message starts a line of its own", metadata: [
+            "torn_bytes": "\(bytes)",
+        ])
     }
 
     private func rotate() {

@@ -87,6 +87,8 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     private var awaitingAuthOK: String?
     private let finishedPromise: EventLoopPromise<Void>
 
+    /// Keeps epochs growing across restarts (nil in tests that do not care).
+    private let epochs: EpochReservation?
     /// Status, readable from any thread.
     private let published: NIOLockedValueBox<UpstreamState>
 
@@ -101,7 +103,8 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         logger: Logger,
         onStatusChange: @escaping @Sendable () -> Void,
         onMessages: @escaping @Sendable (UInt64) -> Void,
-        metrics: UpstreamMetrics = .disabled
+        metrics: UpstreamMetrics = .disabled,
+        epochs: EpochReservation? = nil
     ) {
         self.metrics = metrics
         self.settings = settings
@@ -117,6 +120,8 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         self.closeTimeout = closeTimeout
         self.proxy = proxy
         self.supervisor = UpstreamSupervisor(settings: settings, closeTimeout: closeTimeout)
+        self.epochs = epochs
+        if let epochs { supervisor.startEpochs(after: epochs.base) }
         self.keepalive = KeepaliveStateMachine(settings: .init(settings))
         self.finishedPromise = loop.makePromise()
         self.published = NIOLockedValueBox(supervisor.status)
@@ -276,6 +281,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     }
 
     private func connect(epoch: UInt64, asSuccessor: Bool = false) {
+        epochs?.reserve(through: epoch)
         if asSuccessor {
             if let old = successor {
                 old.delegate = nil

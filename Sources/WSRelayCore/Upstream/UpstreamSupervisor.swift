@@ -184,6 +184,12 @@ public struct UpstreamSupervisor: Sendable {
 
     private var usesCredentials: Bool { settings.auth != nil }
 
+    /// Numbers this run's connections after `base` (`EpochReservation`: epochs grow across restarts too).
+    /// Call before the first event.
+    public mutating func startEpochs(after base: UInt64) {
+        epoch = max(epoch, base)
+    }
+
     /// A reload replaced this upstream's settings: carry on from the previous supervisor's epoch and counters,
     /// so epochs keep growing and status totals do not reset for what is, to an operator, the same upstream.
     public mutating func continueCounting(from previous: UpstreamState) {

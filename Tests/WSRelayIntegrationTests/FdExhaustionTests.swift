@@ -1,0 +1,91 @@
+import Foundation
+import NIOPosix
+import Testing
+import WSRelaySimulator
+
+/// Issue 13, item 3: the daemon runs out of file descriptors (its RLIMIT_NOFILE lowered below what it has
+/// open, with `prlimit --pid`). Each failed connect and each subscriber it cannot accept is one clear log
+/// line; nothing crashes; the connected upstream keeps writing; once descriptors free up (subscribers leave),
+/// the upstream reconnects and the waiting subscriber is served.
+@Suite("descriptor exhaustion", .serialized, .timeLimit(.minutes(2)),
+       .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "needs prlimit (util-linux)"))
+struct FdExhaustionTests {
+    static func openDescriptors(_ pid: Int32) -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+    }
+
+    static func prlimit(_ pid: Int32, soft: Int, in dir: TemporaryDirectory) throws {
+        let result = try WSRelayProcess.runExternal("/usr/bin/prlimit", ["--pid", "\(pid)", "--nofile=\(soft):"], directory: dir, name: "prlimit")
+        #expect(result.status == 0, "prlimit: \(result.stderr)")
+    }
+
+    @Test("out of descriptors: a clear line per failed connect and subscriber, no crash, recovery when descriptors free up")
+    func outOfDescriptors() async throws {
+        let server = try await SimulatorServer.start(group: MultiThreadedEventLoopGroup.singleton)
+        defer { Task { await server.stop() } }
+        let dir = try TemporaryDirectory()
+        let sock = dir.file("sub.sock")
+        let daemon = try RunningDaemon(config: """
+            [daemon]
+            state_dir = "\(dir.path)"
+            control_socket = "\(dir.file("control.sock"))"
+
+            [[upstream]]
+            name = "steady"
+            url = "\(server.url)/steady?count=100000000&size=50&rate=100"
+
+            [[upstream]]
+            name = "flappy"
+            url = "\(server.url)/flappy?count=20&rate=100&close=1000"
+            [upstream.reconnect]
+            initial = "100ms"
+            max = "500ms"
+
+            [[sink]]
+            type = "file"
+            path = "\(dir.file("out.jsonl"))"
+            fsync = "never"
+
+            [[sink]]
+            type = "unix"
+            path = "\(sock)"
+            """, in: dir)
+        let group = MultiThreadedEventLoopGroup.singleton
+        var subscribers: [SinkTestSubscriber] = []
+        for _ in 0..<16 { subscribers.append(try await SinkTestSubscriber.connect(sock, group: group)) }
+        #expect(eventually { subscribers.allSatisfy { $0.messages > 10 } })
+        let flappyBefore = { server.recorder.connections.filter { $0.path.hasPrefix("/flappy") }.count }
+        #expect(eventually { flappyBefore() >= 2 })
+
+        // Below what is open: every new descriptor fails until at least eleven are closed.
+        let pid = daemon.process.pid
+        let open = Self.openDescriptors(pid)
+        try Self.prlimit(pid, soft: open - 10, in: dir)
+        let connectsAtLimit = flappyBefore()
+        let waiting = try await SinkTestSubscriber.connect(sock, group: group)  // the kernel queues it; the daemon cannot accept
+        #expect(eventually { daemon.log.contains("cannot accept a connection: Too many open files (EMFILE)") }, "\(daemon.log.suffix(3000))")
+        #expect(eventually { daemon.log.components(separatedBy: "\n").contains { $0.contains("flappy") && $0.lowercased().contains("too many open files") } },
+                "no line names the failed connect: \(daemon.log.components(separatedBy: "\n").filter { $0.contains("flappy") }.suffix(15))")
+        // RLIMIT_NOFILE caps descriptor numbers, not their count: when flappy's socket (a low number) closes,
+        // that number can be taken again — by flappy or by the waiting subscriber. Which one wins is a race, so
+        // the test asserts the failures that did happen (above), not that every attempt failed.
+        #expect(processIsAlive(pid), "\(daemon.log.suffix(4000))")
+        let steadyLines = EnvelopeLine.parse(file: dir.file("out.jsonl")).filter { $0.upstream == "steady" }.count
+        #expect(eventually { EnvelopeLine.parse(file: dir.file("out.jsonl")).filter { $0.upstream == "steady" }.count > steadyLines + 100 },
+                "the connected upstream must keep writing")
+
+        // Descriptors free up: the sixteen subscribers leave. The waiting one is served; flappy connects again.
+        for subscriber in subscribers { await subscriber.close() }
+        #expect(eventually { waiting.messages > 10 }, "the queued subscriber was never accepted")
+        let failedConnects = daemon.log.components(separatedBy: "\n").filter { $0.contains("connect failed") }.count
+        #expect(eventually { flappyBefore() > connectsAtLimit + 1 }, "flappy did not reconnect")
+        #expect(failedConnects >= 1)
+        await waiting.close()
+        #expect(daemon.stop() == 0, "\(daemon.log.components(separatedBy: "\n").filter { !$0.contains("connect failed") && !$0.contains(" info ") }.suffix(40).joined(separator: "\n"))")
+        #expect(!daemon.log.contains("Fatal error"))
+        for name in ["steady", "flappy"] {
+            let seqs = EnvelopeLine.parse(file: dir.file("out.jsonl")).filter { $0.upstream == name }.compactMap(\.seq)
+            #expect(seqs == Array(1..<(seqs.count + 1)), "\(name): a hole in seq")
+        }
+    }
+}
