@@ -68,11 +68,12 @@ struct DebianPackageTests {
             #expect(depends.contains(library), "Depends must name \(library): \(depends)")
         }
         let contents = try Self.run("/usr/bin/dpkg-deb", ["--contents", deb], in: dir, name: "contents")
+        // `dpkg-deb --contents` lines end in `./usr/bin/wsrelay` (directories with a slash, links with ` -> target`).
         let paths = contents.stdout.split(separator: "\n").compactMap { line -> String? in
             guard let dot = line.range(of: " ./") else { return nil }
-            let path = String(line[line.index(before: dot.upperBound)...]).split(separator: " -> ")[0]
-            let trimmed = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : String(path)
-            return trimmed == "." ? nil : String(trimmed.dropFirst())
+            var path = String(String(line[dot.upperBound...]).components(separatedBy: " -> ")[0])
+            if path.hasSuffix("/") { path.removeLast() }
+            return path.isEmpty ? nil : "/" + path
         }
         for expected in ["/usr/bin/wsrelay", "/lib/systemd/system/wsrelay.service", "/lib/systemd/system/wsrelay@.service",
                          "/lib/systemd/system/wsrelay.socket", "/etc/wsrelay/wsrelay.toml", "/etc/logrotate.d/wsrelay",
