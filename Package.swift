@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/swift-extras/swift-extras-base64.git", from: "1.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -47,6 +48,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ]
         ),
         .target(
@@ -85,6 +87,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        // bench/micro: the envelope encoder's helpers against the libraries that could replace them.
+        .executableTarget(
+            name: "wsrelay-microbench",
+            dependencies: [
+                "WSRelayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+            ],
+            path: "bench/microbench"
         ),
         .testTarget(
             name: "WSRelayCoreTests",

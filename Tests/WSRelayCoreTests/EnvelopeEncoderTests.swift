@@ -141,6 +141,10 @@ struct EnvelopeEncoderTests {
             let encoded = Base64.encode(bytes)
             #expect(encoded == Data(bytes).base64EncodedString())
             #expect(Base64.decode(encoded.utf8) == bytes)
+            // The hot path's own encoder (into raw memory) writes the same.
+            var out = [UInt8](repeating: 0, count: Base64.encodedSize(forInputSize: length))
+            let written = bytes.withUnsafeBytes { src in out.withUnsafeMutableBytes { Base64.encode(src, into: $0.baseAddress!) } }
+            #expect(written == out.count && String(decoding: out, as: UTF8.self) == encoded)
         }
         #expect(Base64.decode("a$==".utf8) == nil)
         #expect(Base64.decode("Zg".utf8) == [0x66])

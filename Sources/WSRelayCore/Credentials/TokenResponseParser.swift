@@ -1,4 +1,5 @@
 import Foundation
+import RegexBuilder
 
 /// Where the fields of a token response live. `oauth2` uses the RFC 6749 names; `http_json` configures them.
 /// A name containing dots that is not itself a top-level key is followed as a path (`data.token`).
@@ -171,61 +172,23 @@ enum TokenJSON {
 }
 
 /// RFC 3339 `date-time` (`2026-11-21T10:00:00Z`, `2026-11-21T12:00:00.5+02:00`; `t`/`z` and a space as the
-/// separator are accepted).
+/// separator are accepted, as RFC 3339 §5.6 allows).
+///
+/// Foundation's `Date.ISO8601FormatStyle` does the parsing; what is added here is what it leaves out: the
+/// lower-case letters, the space separator, and matching the whole text (the style alone accepts trailing
+/// junk such as `...Zjunk`).
 enum RFC3339 {
     static func parse(_ text: String) -> WallClockTime? {
-        let b = Array(text.utf8)
-        var i = 0
-        func digits(_ n: Int) -> Int? {
-            guard i + n <= b.count else { return nil }
-            var v = 0
-            for k in 0..<n {
-                let c = b[i + k]
-                guard c >= 0x30, c <= 0x39 else { return nil }
-                v = v * 10 + Int(c - 0x30)
-            }
-            i += n
-            return v
+        let upper = text.uppercased()
+        guard upper.count > 10 else { return nil }
+        let separator: Date.ISO8601FormatStyle.DateTimeSeparator
+        switch upper[upper.index(upper.startIndex, offsetBy: 10)] {
+        case "T": separator = .standard
+        case " ": separator = .space
+        default: return nil
         }
-        func expect(_ chars: String) -> Bool {
-            guard i < b.count, chars.utf8.contains(b[i]) else { return false }
-            i += 1
-            return true
-        }
-        guard let year = digits(4), expect("-"), let month = digits(2), expect("-"), let day = digits(2),
-              expect("Tt "), let hour = digits(2), expect(":"), let minute = digits(2), expect(":"),
-              let second = digits(2)
-        else { return nil }
-        guard (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second <= 60 else { return nil }
-        var micros = 0
-        if i < b.count, b[i] == UInt8(ascii: ".") {
-            i += 1
-            var scale = 100_000
-            var any = false
-            while i < b.count, b[i] >= 0x30, b[i] <= 0x39 {
-                micros += Int(b[i] - 0x30) * scale
-                scale /= 10
-                i += 1
-                any = true
-            }
-            guard any else { return nil }
-        }
-        var offsetSeconds = 0
-        guard i < b.count else { return nil }
-        if b[i] == UInt8(ascii: "Z") || b[i] == UInt8(ascii: "z") {
-            i += 1
-        } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
-            let sign = b[i] == UInt8(ascii: "-") ? -1 : 1
-            i += 1
-            guard let oh = digits(2), expect(":"), let om = digits(2), oh < 24, om < 60 else { return nil }
-            offsetSeconds = sign * (oh * 3600 + om * 60)
-        } else {
-            return nil
-        }
-        guard i == b.count else { return nil }
-        let days = CivilCalendar.daysFromCivil(year: year, month: month, day: day)
-        let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetSeconds)
-        return WallClockTime(microsecondsSinceEpoch: seconds * 1_000_000 + Int64(micros))
+        let style = Date.ISO8601FormatStyle(dateTimeSeparator: separator, includingFractionalSeconds: upper.contains("."))
+        guard let match = try? Regex({ style }).wholeMatch(in: upper) else { return nil }
+        return WallClockTime(microsecondsSinceEpoch: Int64((match.output.timeIntervalSince1970 * 1_000_000).rounded()))
     }
-
 }

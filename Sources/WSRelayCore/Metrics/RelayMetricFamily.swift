@@ -3,6 +3,7 @@
 /// buckets from here.
 public enum RelayMetricFamily: String, CaseIterable, Sendable {
     case buildInfo = "wsrelay_build_info"
+    case startTime = "wsrelay_start_time_seconds"
 
     case upstreamConnects = "wsrelay_upstream_connects_total"
     case upstreamDisconnects = "wsrelay_upstream_disconnects_total"
@@ -30,7 +31,7 @@ public enum RelayMetricFamily: String, CaseIterable, Sendable {
 
     public var kind: Kind {
         switch self {
-        case .buildInfo, .upstreamUp, .sinkBuffered, .subscribers: return .gauge
+        case .buildInfo, .startTime, .upstreamUp, .sinkBuffered, .subscribers: return .gauge
         case .upstreamPingRTT: return .histogram
         default: return .counter
         }
@@ -39,6 +40,7 @@ public enum RelayMetricFamily: String, CaseIterable, Sendable {
     public var labels: [String] {
         switch self {
         case .buildInfo: return ["version"]
+        case .startTime: return []
         case .upstreamConnects, .upstreamMessages, .upstreamBytes, .upstreamUp, .upstreamPingRTT: return ["upstream"]
         case .upstreamDisconnects: return ["upstream", "cause"]
         case .credentialRefreshes: return ["credential", "outcome"]
@@ -51,6 +53,8 @@ public enum RelayMetricFamily: String, CaseIterable, Sendable {
         switch self {
         case .buildInfo:
             return "Always 1; the version label names the running wsrelay."
+        case .startTime:
+            return "When this wsrelay process started, in seconds since 1970; a value that keeps changing is a restart loop."
         case .upstreamConnects:
             return "Connections to the upstream that completed the WebSocket upgrade."
         case .upstreamDisconnects:

@@ -19,6 +19,8 @@ public final class RelayMetrics: Sendable {
     /// Also serializes scrapes, so two concurrent ones cannot interleave their snapshot updates.
     private let sinks: NIOLockedValueBox<SinkMetricsExporter>
     private let buildInfo: CoreMetrics.Gauge
+    /// Set once: Prometheus sees it change only when the process restarts (the restart-loop alert).
+    private let startTime: CoreMetrics.Gauge
 
     /// Metrics off: every handle records nothing and the exposition is empty.
     public static let disabled = RelayMetrics(enabled: false)
@@ -28,7 +30,7 @@ public final class RelayMetrics: Sendable {
         self.init(enabled: settings.listen != nil)
     }
 
-    public init(enabled: Bool) {
+    public init(enabled: Bool, startedAt: WallClockTime = .now()) {
         isEnabled = enabled
         registry = PrometheusCollectorRegistry()
         let factory: any MetricsFactory = enabled ? PrometheusRelayMetricsFactory(registry: registry) : NOOPMetricsHandler.instance
@@ -37,6 +39,8 @@ public final class RelayMetrics: Sendable {
         buildInfo = CoreMetrics.Gauge(label: RelayMetricFamily.buildInfo.name, dimensions: [("version", WSRelayVersion.string)],
                           factory: factory)
         buildInfo.record(1)
+        startTime = CoreMetrics.Gauge(label: RelayMetricFamily.startTime.name, factory: factory)
+        startTime.record(Double(startedAt.microsecondsSinceEpoch) / 1_000_000)
     }
 
     /// The handles of upstream `name`, made on first use and the same object afterwards: drivers created

@@ -8,8 +8,10 @@ import Foundation
 ///
 /// It exists so a server that tells us when to come back is obeyed instead of being hit again by the
 /// regular backoff, and so a hostile or broken value cannot park an upstream for days: the result is
-/// clamped to `[0, maximum]` (one hour). It is a hand-written parser rather than a `DateFormatter` so it
-/// is locale-independent, allocation-light and behaves the same on every platform.
+/// clamped to `[0, maximum]` (one hour). The three date grammars are checked by hand; the calendar arithmetic
+/// is Foundation's (`Calendar`, Gregorian, GMT). Not `DateFormatter`: even with `isLenient = false`
+/// it accepts what RFC 9110 rejects (a missing `GMT`, one-digit fields, a two-digit year for `yyyy`, a wrong
+/// day name), and swift-foundation 6.3 has no HTTP-date format style.
 ///
 /// Accepted forms (RFC 9110 §10.2.3 and §5.6.7):
 /// - delta-seconds: `120`
@@ -98,48 +100,35 @@ private enum HTTPDate {
         months.firstIndex(of: String(text)).map { $0 + 1 }
     }
 
+    /// GMT, Gregorian: the calendar of HTTP dates (Foundation switches to Julian before 1582, which no
+    /// Retry-After date reaches: anything that old is in the past and means "now").
+    static let calendar: Calendar = {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = .gmt
+        return calendar
+    }()
+
     /// RFC 9110 §5.6.7: a two-digit year that would be more than 50 years in the future is in the past century.
     static func fullYear(twoDigit yy: Int, now: Date) -> Int {
-        let nowDays = Int((now.timeIntervalSince1970 / 86_400).rounded(.down))
-        let currentYear = civilYear(fromDays: nowDays)
+        let currentYear = calendar.component(.year, from: now)
         var year = (currentYear / 100) * 100 + yy
         if year > currentYear + 50 { year -= 100 }
         return year
     }
 
-    /// `HH:MM:SS` plus a validated date, to seconds since 1970.
+    /// `HH:MM:SS` plus a date that must exist (no 31 Feb, no 29 Feb 1900), to seconds since 1970.
     static func combine(year: Int, month: Int, day: Int, time: Substring) -> Int64? {
         let hms = time.split(separator: ":", omittingEmptySubsequences: false)
         guard hms.count == 3,
               let hour = number(hms[0], digits: 2...2), hour < 24,
               let minute = number(hms[1], digits: 2...2), minute < 60,
               let second = number(hms[2], digits: 2...2), second <= 60,  // 60: leap second
-              year >= 1, day >= 1, day <= daysIn(month: month, year: year)
+              year >= 1
         else { return nil }
-        let days = Int64(CivilCalendar.daysFromCivil(year: year, month: month, day: day))
-        return days * 86_400 + Int64(hour * 3600 + minute * 60 + second)
-    }
-
-    static func daysIn(month: Int, year: Int) -> Int {
-        switch month {
-        case 2:
-            let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-            return leap ? 29 : 28
-        case 4, 6, 9, 11: return 30
-        default: return 31
-        }
-    }
-
-
-    /// The year of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`, year only).
-    static func civilYear(fromDays days: Int) -> Int {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return yoe + era * 400 + (month <= 2 ? 1 : 0)
+        // A leap second is the second after :59.
+        let components = DateComponents(year: year, month: month, day: day, hour: hour, minute: minute,
+                                         second: min(second, 59))
+        guard components.isValidDate(in: calendar), let date = calendar.date(from: components) else { return nil }
+        return Int64(date.timeIntervalSince1970) + (second == 60 ? 1 : 0)
     }
 }
