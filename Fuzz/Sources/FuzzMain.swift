@@ -31,6 +31,7 @@ func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32
 @main
 enum FuzzMain {
     static let environmentKey = "WSRELAY_FUZZ_TARGET"
+    /// Written once in `main`, before libFuzzer starts calling `LLVMFuzzerTestOneInput` on this thread.
     nonisolated(unsafe) static var selected: FuzzTarget = FuzzTargets.all[0]
 
     static func main() {

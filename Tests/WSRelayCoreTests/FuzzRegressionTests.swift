@@ -11,8 +11,10 @@ struct FuzzRegressionTests {
     @Test(arguments: [
         "[[ = \"wss://stream.example.com/feed\"\npong_timeout = 10\n",
         "[ = 1\n", "[[=1\n", "[\t#\n", "[.a]\n", "  [[ !x]]\n", "[a]\nx = 1\n[ é]\n",
+        // toml++ also asserted on a value starting with `}` (Fuzz/regressions/config/toml-value-brace).
+        "[u]\nfatal_close_codes = [4004, }008]\n", "x = }\n", "x = [\n  # c\n  }\n]\n", "a = { b = } }\n",
     ])
-    func tableHeaderWithoutNameIsASyntaxError(text: String) throws {
+    func inputsThatCrashedTOMLKitAreSyntaxErrors(text: String) throws {
         guard case .failure(let error) = ConfigLoader.parse(toml: text, file: "bad.toml") else {
             Issue.record("accepted \(text.debugDescription)")
             return
@@ -28,6 +30,7 @@ struct FuzzRegressionTests {
         "x = \"\"\"\n[ = not a header\n\"\"\"\n",
         "x = '''\n[[ !\n'''\n",
         "# [ = comment\n[a]\n[[b.c]]\n[ \"quoted\" ]\n",
+        "x = [ {}, { a = 1 }, ]\ny = { a = [1, 2] }\nz = \"}\"\n",
     ])
     func bracketsOutsideHeadersAreLeftToTheParser(text: String) {
         #expect(TOMLHeaderGuard.firstBadHeaderLine(text) == nil)

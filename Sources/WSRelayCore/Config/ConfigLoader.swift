@@ -65,7 +65,7 @@ public enum ConfigLoader {
         }
         if let line = TOMLHeaderGuard.firstBadHeaderLine(toml) {
             diagnostics.error(
-                "line \(line)", "TOML syntax error: expected a table name (a bare key or a quoted key) after '[' or '[['"
+                "line \(line)", "TOML syntax error: expected a table name after '[' or '[[', or a value where '}' is"
             )
             return .failure(ConfigLoadError(diagnostics: diagnostics.diagnostics))
         }

@@ -1,17 +1,19 @@
-/// Rejects the table headers that crash TOMLKit's parser, before the text reaches it.
+/// Rejects the table headers and values that crash TOMLKit's parser, before the text reaches it.
 ///
 /// toml++ (inside TOMLKit 0.6.0) assumes that a `[` or `[[` opening a table header, after optional blanks,
 /// is followed by `]`, a bare key character or a quote: anything else (`[ = 1`, `[[.a]]`, `[#]`) fails an
 /// `assert` (SIGABRT, in release builds undefined behaviour) instead of a syntax error. Found by the config
-/// fuzz target; a daemon reloading such a file would have died. This scan finds those headers with a small
-/// lexer that knows strings, comments and value nesting, so `[` inside a value or a string is left alone.
+/// fuzz target; a daemon reloading such a file would have died. Likewise a value that starts with `}` (after
+/// `=`, `[` or `,` in an array: `x = [1, }]`) fails `!is_value_terminator`. This scan finds both with a small
+/// lexer that knows strings, comments and value nesting, so brackets inside strings are left alone.
 enum TOMLHeaderGuard {
-    /// The 1-based line of the first header toml++ cannot take, or nil.
+    /// The 1-based line of the first header or value toml++ cannot take, or nil.
     static func firstBadHeaderLine(_ text: String) -> Int? {
         let b = Array(text.utf8)
         var i = 0
         var line = 1
-        var depth = 0  // [ and { nesting inside values
+        var open: [UInt8] = []  // the [ and { open inside values
+        var expectingValue = false  // after `=`, or `[` / `,` inside an array
         var lineStart = true  // only blanks so far on this line
         func at(_ k: Int) -> UInt8? { k < b.count ? b[k] : nil }
         func starts(_ s: String, _ k: Int) -> Bool { Array(s.utf8).enumerated().allSatisfy { at(k + $0.offset) == $0.element } }
@@ -20,6 +22,7 @@ enum TOMLHeaderGuard {
             if c == UInt8(ascii: "\n") {
                 line += 1
                 lineStart = true
+                if open.isEmpty { expectingValue = false }
                 i += 1
                 continue
             }
@@ -31,6 +34,8 @@ enum TOMLHeaderGuard {
                 while i < b.count, b[i] != UInt8(ascii: "\n") { i += 1 }
                 continue
             }
+            if expectingValue, c == UInt8(ascii: "}") { return line }
+            expectingValue = false
             if c == UInt8(ascii: "\"") || c == UInt8(ascii: "'") {
                 let quote = c
                 let multi = starts(quote == UInt8(ascii: "\"") ? "\"\"\"" : "'''", i)
@@ -54,7 +59,7 @@ enum TOMLHeaderGuard {
                 lineStart = false
                 continue
             }
-            if c == UInt8(ascii: "["), depth == 0, lineStart {
+            if c == UInt8(ascii: "["), open.isEmpty, lineStart {
                 var k = i + 1
                 if at(k) == UInt8(ascii: "[") { k += 1 }
                 while at(k) == UInt8(ascii: " ") || at(k) == UInt8(ascii: "\t") { k += 1 }
@@ -63,8 +68,11 @@ enum TOMLHeaderGuard {
                 lineStart = false
                 continue
             }
-            if c == UInt8(ascii: "[") || c == UInt8(ascii: "{") { depth += 1 }
-            if c == UInt8(ascii: "]") || c == UInt8(ascii: "}") { depth = max(0, depth - 1) }
+            if c == UInt8(ascii: "[") || c == UInt8(ascii: "{") { open.append(c) }
+            if c == UInt8(ascii: "]") || c == UInt8(ascii: "}") { _ = open.popLast() }
+            if c == UInt8(ascii: "=") || c == UInt8(ascii: "[") || (c == UInt8(ascii: ",") && open.last == UInt8(ascii: "[")) {
+                expectingValue = true
+            }
             lineStart = false
             i += 1
         }
