@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "wsrelay", targets: ["wsrelay"]),
         .executable(name: "wsrelay-sim", targets: ["wsrelay-sim"]),
         .executable(name: "wsrelay-conformance", targets: ["wsrelay-conformance"]),
+        .executable(name: "wsrelay-fuzz", targets: ["wsrelay-fuzz"]),
         .library(name: "WSRelayCore", targets: ["WSRelayCore"]),
     ],
     dependencies: [
@@ -97,6 +98,18 @@ let package = Package(
                 .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ],
             path: "bench/microbench"
+        ),
+        // libFuzzer harnesses for every parser of outside input (scripts/fuzz builds them with
+        // -sanitize=fuzzer,address; a plain build makes a corpus replayer).
+        .executableTarget(
+            name: "wsrelay-fuzz",
+            dependencies: [
+                "WSRelayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Fuzz/Sources"
         ),
         .testTarget(
             name: "WSRelayCoreTests",

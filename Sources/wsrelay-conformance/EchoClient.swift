@@ -43,6 +43,7 @@ struct EchoClient: Sendable {
 }
 
 /// The delegate of one connection. Confined to the connection's event loop.
+// @unchecked Sendable: every mutable field (result, timer, done, echoed) is only touched on the connection's event loop.
 final class EchoSession: UpstreamConnectionDelegate, @unchecked Sendable {
     private let echo: Bool
     private let promise: EventLoopPromise<SessionResult>

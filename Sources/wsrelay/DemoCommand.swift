@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NIOPosix
+import Synchronization
 import WSRelaySimulator
 
 /// `wsrelay demo`: wsrelay doing its job on a machine with no network, narrated. Everything runs on
@@ -37,16 +38,15 @@ private struct DemoFailure: Error, CustomStringConvertible {
 }
 
 /// One envelope line as the demo's subscriber saw it.
-private struct SeenLine {
+private struct SeenLine: Sendable {
     var seq: Int?
     var epoch: Int?
     var event: String?
 }
 
 /// Reads a Unix socket's lines on a thread of its own.
-private final class DemoSubscriber: @unchecked Sendable {
-    private let lock = NSLock()
-    private var seen: [SeenLine] = []
+private final class DemoSubscriber: Sendable {
+    private let seen = Mutex<[SeenLine]>([])
     private let fd: Int32
 
     init(path: String) throws {
@@ -75,12 +75,12 @@ private final class DemoSubscriber: @unchecked Sendable {
                 let object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] ?? [:]
                 let entry = SeenLine(seq: (object["seq"] as? NSNumber)?.intValue, epoch: (object["epoch"] as? NSNumber)?.intValue,
                                      event: object["event"] as? String)
-                lock.lock(); seen.append(entry); lock.unlock()
+                seen.withLock { $0.append(entry) }
             }
         }
     }
 
-    var lines: [SeenLine] { lock.lock(); defer { lock.unlock() }; return seen }
+    var lines: [SeenLine] { seen.withLock { $0 } }
     var messages: [SeenLine] { lines.filter { $0.seq != nil } }
 
     deinit { close(fd) }

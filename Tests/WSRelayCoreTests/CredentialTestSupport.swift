@@ -22,8 +22,17 @@ final class CredentialTestClock: Sendable {
 
 /// Deterministic draws for the backoff jitter. The lowest draw comes from returning 1, not 0: with a
 /// constant 0 the standard library's bounded sampling (Lemire's method) rejects forever for most ranges.
-struct CredentialZeroRandom: RandomNumberGenerator { mutating func next() -> UInt64 { 1 } }
-struct CredentialMaxRandom: RandomNumberGenerator { mutating func next() -> UInt64 { .max } }
+// Each holds a byte it never uses: ThreadSanitizer's inout instrumentation passes a meaningless address for
+// an empty struct reached through generic code (`using: &generator`) and its runtime crashes on it (SEGV in
+// __tsan::ExternalAccess; swiftlang/swift#35579 fixed only statically known-empty types).
+struct CredentialZeroRandom: RandomNumberGenerator {
+    private var unused: UInt8 = 0
+    mutating func next() -> UInt64 { 1 }
+}
+struct CredentialMaxRandom: RandomNumberGenerator {
+    private var unused: UInt8 = 0
+    mutating func next() -> UInt64 { .max }
+}
 
 /// A provider whose results are scripted and whose fetches can be held open, to observe single flight.
 final class ScriptedTokenProvider: TokenProvider {

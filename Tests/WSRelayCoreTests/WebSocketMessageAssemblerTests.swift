@@ -95,6 +95,7 @@ private extension WebSocketFrame {
 struct UpstreamConnectionBurstTests {
     /// Answers the upgrade with one write holding the 101, a text frame "27" and a close frame 1000, then
     /// closes TCP at once.
+    // @unchecked Sendable: `request` is only touched on the channel's event loop.
     final class BurstServerHandler: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = ByteBuffer
         private var request = ""
@@ -116,6 +117,7 @@ struct UpstreamConnectionBurstTests {
         }
     }
 
+    // @unchecked Sendable: `messages` is only touched on the connection's event loop; `done` is a promise.
     final class Recorder: UpstreamConnectionDelegate, @unchecked Sendable {
         let done: EventLoopPromise<(messages: [String], close: ConnectionCloseInfo?)>
         var messages: [String] = []

@@ -384,6 +384,7 @@ struct SinkUnixSocketTests {
 }
 
 /// A string handed from one thread to another once.
+// @unchecked Sendable: `condition` (NSCondition) guards `value`.
 final class SinkThreadHandOff: @unchecked Sendable {
     private let condition = NSCondition()
     private var value: String? = nil

@@ -63,6 +63,12 @@ public enum ConfigLoader {
             diagnostics.error("", "file contains a NUL byte; is it a text file?")
             return .failure(ConfigLoadError(diagnostics: diagnostics.diagnostics))
         }
+        if let line = TOMLHeaderGuard.firstBadHeaderLine(toml) {
+            diagnostics.error(
+                "line \(line)", "TOML syntax error: expected a table name after '[' or '[[', or a value where '}' is"
+            )
+            return .failure(ConfigLoadError(diagnostics: diagnostics.diagnostics))
+        }
         let table: TOMLTable
         do {
             table = try TOMLTable(string: toml)

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// Turns the process into a classic Unix daemon while keeping the launcher honest about startup.
 ///
@@ -10,10 +11,10 @@ import Glibc
 /// exits non-zero printing the daemon's own startup error, so `wsrelay --daemon && echo up` means what it says.
 public enum Daemonizer {
     /// The daemon's end of the readiness pipe.
-    public final class ReadinessPipe: @unchecked Sendable {
-        private var fd: Int32
+    public final class ReadinessPipe: Sendable {
+        private let fd: Mutex<Int32>
 
-        init(fd: Int32) { self.fd = fd }
+        init(fd: Int32) { self.fd = Mutex(fd) }
 
         /// Reports success; the launcher prints nothing and exits 0.
         public func ready() { finish(message: "R") }
@@ -21,12 +22,15 @@ public enum Daemonizer {
         /// Reports a startup error; the launcher prints `message` to its stderr and exits with `code`.
         public func failed(_ message: String, code: DaemonExitCode) { finish(message: "E\(code.rawValue) \(message)") }
 
+        /// Only the first report counts; the descriptor is closed after it.
         private func finish(message: String) {
-            guard fd >= 0 else { return }
-            let bytes = Array(message.utf8)
-            _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            close(fd)
-            fd = -1
+            fd.withLock { fd in
+                guard fd >= 0 else { return }
+                let bytes = Array(message.utf8)
+                _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                close(fd)
+                fd = -1
+            }
         }
     }
 

@@ -2,7 +2,7 @@ import Glibc
 import Logging
 
 /// Everything `wsrelay run` decided and acquired before the first thread exists.
-public struct PreparedLaunch: @unchecked Sendable {
+public struct PreparedLaunch: Sendable {
     public var options: LaunchOptions
     public var loaded: LoadedConfiguration
     public var environment: [String: String]

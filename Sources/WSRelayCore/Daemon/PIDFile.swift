@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// The classic daemon's PID file: proof of who is running, and the lock that keeps a second instance out.
 ///
@@ -7,7 +8,7 @@ import Glibc
 /// ready, into a temporary file that is locked and then renamed over the path: a reader never sees a partial
 /// PID, and whoever opens the path at any moment finds a locked inode. A file nobody holds a lock on is stale
 /// and is taken over.
-public final class PIDFile: @unchecked Sendable {
+public final class PIDFile: Sendable {
     public enum AcquireError: Error, CustomStringConvertible {
         case alreadyRunning(path: String, pid: Int32?)
         case system(path: String, operation: String, errno: Int32)
@@ -26,14 +27,15 @@ public final class PIDFile: @unchecked Sendable {
 
     public let path: String
     /// The descriptor whose open file description holds the lock; it is the inode currently linked at `path`.
-    private var fd: Int32
+    /// In a `Mutex` so the file is checked `Sendable` (publish and remove may run on different threads).
+    private let fd: Mutex<Int32>
 
     /// The locked descriptor, which a forking daemon must keep open.
-    public var descriptor: Int32 { fd }
+    public var descriptor: Int32 { fd.withLock { $0 } }
 
     private init(path: String, fd: Int32) {
         self.path = path
-        self.fd = fd
+        self.fd = Mutex(fd)
     }
 
     /// Locks the PID file, or reports the PID of the instance that holds it.
@@ -88,20 +90,26 @@ public final class PIDFile: @unchecked Sendable {
             throw .system(path: path, operation: "write", errno: code)
         }
         // The old inode is unlinked now; dropping its descriptor releases its lock.
-        close(fd)
-        fd = tmp
+        fd.withLock { fd in
+            close(fd)
+            fd = tmp
+        }
     }
 
     /// Removes the file if it is still ours, then releases the lock.
     public func remove() {
-        guard fd >= 0 else { return }
-        if Self.sameInode(fd: fd, path: path) { unlink(path) }
-        close(fd)
-        fd = -1
+        fd.withLock { fd in
+            guard fd >= 0 else { return }
+            if Self.sameInode(fd: fd, path: path) { unlink(path) }
+            close(fd)
+            fd = -1
+        }
     }
 
     deinit {
-        if fd >= 0 { close(fd) }
+        fd.withLock { fd in
+            if fd >= 0 { close(fd) }
+        }
     }
 
     static func sameInode(fd: Int32, path: String) -> Bool {

@@ -16,6 +16,7 @@ import ServiceLifecycle
 ///
 /// The journal is a log, not a transport: it never pauses upstreams. Its buffer is 8 MiB under `drop`;
 /// journald itself rate-limits. On graceful shutdown it sends what is queued unless the journal is failing.
+// @unchecked Sendable: `signal` (WriterSignal) guards queue, machine, stopRequest, finished, writerSleeping, sent, sentBytes, errors, lastError, failing; pending, episode, scratch are the writer thread's own.
 public final class JournalSink: Service, RelayEventSink, @unchecked Sendable {
     typealias Send = @Sendable (_ fields: UnsafeMutablePointer<iovec>, _ count: Int32) -> Int32
 

@@ -24,6 +24,7 @@ import NIOCore
 ///   partially written line on the old descriptor.
 /// - Graceful stop (`requestStop(.drain)`): everything queued is written (retrying errors until it
 ///   succeeds or the stop turns into `.abort`), then synced (whatever `fsync` says) and closed.
+// @unchecked Sendable: `signal` (WriterSignal) guards queue, machine, stopRequest, finished, reopenRequested, writerSleeping, counters, gapEncoder; the rest is the writer thread's own or immutable.
 final class LineWriter: @unchecked Sendable {
     struct Configuration: Sendable {
         var label: String

@@ -6,6 +6,7 @@ import Synchronization
 /// A batch reaches a shard with one `execute` on its loop, whatever the number of subscribers there, and
 /// the shard hands it to each of them in turn: no thread and no task per subscriber, and per-subscriber
 /// state stays on its own loop. Only `count` is read from other threads.
+// @unchecked Sendable: subscribers, closing and closedPromise are confined to `eventLoop`; `count` is an Atomic.
 final class SubscriberShard: @unchecked Sendable {
     let eventLoop: any EventLoop
     /// Subscribers here right now; read by the router's thread to skip empty shards.

@@ -4,6 +4,7 @@ import Glibc
 /// a sink's queue, and the sink's writer thread, which sleeps until there is work or a deadline.
 ///
 /// Event loops never wait on it for longer than an append; only the writer thread sleeps.
+// @unchecked Sendable: no mutable Swift state; the two pointers are set once and the pthread objects are thread-safe.
 final class WriterSignal: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)

@@ -57,6 +57,7 @@ public struct ConnectionCloseInfo: Sendable, CustomStringConvertible {
 /// A thin I/O shell: protocol decisions are made by `WebSocketMessageAssembler`, and supervision (keepalive,
 /// reconnects) by whoever owns the connection. The same code serves the daemon, `probe`, and the Autobahn
 /// conformance client. Confined to one event loop; not thread-safe by design.
+// @unchecked Sendable: every `var` (phase, channel, deadline, closeInfo, failure, pendingData, delegate, ...) is confined to `loop`.
 public final class UpstreamConnection: @unchecked Sendable {
     public struct Options: Sendable {
         public var connectTimeout: Duration = .seconds(10)

@@ -48,6 +48,7 @@ public struct AttemptCredential: Sendable, CustomStringConvertible, CustomReflec
 /// actions into I/O. It owns the per-upstream message sequence, so `seq` keeps growing across reconnects.
 ///
 /// Confined to one event loop (the one all its connections use); the public entry points hop onto it.
+// @unchecked Sendable: every `var` is confined to `loop` (entry points hop onto it); `published` is a NIOLockedValueBox.
 public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     public let settings: UpstreamSettings
     public let loop: any EventLoop

@@ -8,6 +8,7 @@ final class NotifySocket {
     private let inbox: Inbox
 
     /// Shared by the socket object and its reader thread; the thread owns and finally closes the descriptor.
+    // @unchecked Sendable: `condition` (NSCondition) guards messages and closed.
     private final class Inbox: @unchecked Sendable {
         let condition = NSCondition()
         var messages: [String] = []
