@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -47,6 +48,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CompressNIO", package: "compress-nio"),
             ]
         ),
         .target(
@@ -88,7 +90,10 @@ let package = Package(
         ),
         .testTarget(
             name: "WSRelayCoreTests",
-            dependencies: ["WSRelayCore"]
+            dependencies: [
+                "WSRelayCore",
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ]
         ),
         .testTarget(
             name: "WSRelayIntegrationTests",

@@ -31,7 +31,7 @@ struct EchoClient: Sendable {
         let promise = loop.makePromise(of: SessionResult.self)
         let timeout = caseTimeout
         loop.execute { [options] in
-            let connection = UpstreamConnection(loop: loop, request: HandshakeRequest(url: url), tls: nil,
+            let connection = UpstreamConnection(loop: loop, request: HandshakeRequest(url: url, compression: .auto), tls: nil,
                                                 serverName: nil, options: options)
             let session = EchoSession(echo: echo, promise: promise)
             connection.delegate = session
