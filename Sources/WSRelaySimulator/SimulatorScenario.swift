@@ -34,6 +34,9 @@ public struct SimulatorScenario: Sendable, Equatable {
     /// Send nothing until `SimulatorServer.release()` (the benchmarks start the clock there, after every
     /// client and subscriber is in place, instead of racing the connection setup).
     public var hold = false
+    /// Accept a permessage-deflate offer and send every message compressed (one zlib context per connection,
+    /// RFC 7692 context takeover): the flood source for the compressed benchmark.
+    public var deflate = false
 
     public init() {}
 
@@ -61,6 +64,7 @@ public struct SimulatorScenario: Sendable, Equatable {
             case "ignore_close": ignoreClose = value != "0"
             case "stamp": stamp = value != "0"
             case "hold": hold = value != "0"
+            case "deflate": deflate = value != "0"
             default: break
             }
         }

@@ -83,7 +83,7 @@ final class MessageInflater {
         if frame.fin { input.writeBytes(Self.tail) }
         let budget = maxMessageSize - inflatedInMessage
         let output: ByteBuffer
-        switch inflate(&input, budget: budget) {
+        switch inflate(&input, budget: budget, endsWithTail: frame.fin) {
         case .success(let inflated):
             output = inflated
         case .failure(.tooBig):
@@ -114,8 +114,9 @@ final class MessageInflater {
         case corrupt(String)
     }
 
-    /// Inflates all of `input` into a buffer that grows up to `budget + 1` bytes.
-    private func inflate(_ input: inout ByteBuffer, budget: Int) -> Result<ByteBuffer, InflateError> {
+    /// Inflates all of `input` into a buffer that grows up to `budget + 1` bytes. `endsWithTail`: the input
+    /// ends with the `00 00 ff ff` we appended.
+    private func inflate(_ input: inout ByteBuffer, budget: Int, endsWithTail: Bool) -> Result<ByteBuffer, InflateError> {
         guard budget >= 0 else { return .failure(.tooBig) }
         let limit = budget + 1
         var output = allocator.buffer(capacity: min(limit, max(4096, input.readableBytes * 4)))
@@ -147,13 +148,19 @@ final class MessageInflater {
             if output.readableBytes > budget { return .failure(.tooBig) }
             if !outputFull && input.readableBytes > 0 {
                 // zlib stopped with input and room left: the sender ended the DEFLATE stream (a block with
-                // BFINAL set, RFC 7692 §7.2.3.3). What follows starts a new stream.
+                // BFINAL set, RFC 7692 §7.2.3.3), and its next message starts a new one. Of our appended tail,
+                // what zlib did not read is not DEFLATE data; anything else starts the new stream at once.
+                do { try decompressor.reset() } catch { return .failure(.corrupt("zlib reset failed: \(error)")) }
+                if endsWithTail && input.readableBytes <= Self.tail.count
+                    && input.readableBytesView.elementsEqual(Self.tail.suffix(input.readableBytes)) {
+                    input.moveReaderIndex(forwardBy: input.readableBytes)
+                    break
+                }
                 let progressed = (input.readableBytes, output.readableBytes) != before
                 if !progressed && restartedWithoutProgress {
                     return .failure(.corrupt("data after the end of the DEFLATE stream"))
                 }
                 restartedWithoutProgress = !progressed
-                do { try decompressor.reset() } catch { return .failure(.corrupt("zlib reset failed: \(error)")) }
             }
         }
         return .success(output)
