@@ -84,6 +84,7 @@ let package = Package(
             name: "wsrelay-conformance",
             dependencies: [
                 "WSRelayCore",
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

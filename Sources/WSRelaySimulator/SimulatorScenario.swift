@@ -37,6 +37,9 @@ public struct SimulatorScenario: Sendable, Equatable {
     /// Accept a permessage-deflate offer and send every message compressed (one zlib context per connection,
     /// RFC 7692 context takeover): the flood source for the compressed benchmark.
     public var deflate = false
+    /// Text messages as market-data-like JSON (trades with varying prices, sizes and times) instead of a run
+    /// of padding: compressible the way real feeds are, not a thousandfold.
+    public var trades = false
 
     public init() {}
 
@@ -65,6 +68,7 @@ public struct SimulatorScenario: Sendable, Equatable {
             case "stamp": stamp = value != "0"
             case "hold": hold = value != "0"
             case "deflate": deflate = value != "0"
+            case "trades": trades = value != "0"
             default: break
             }
         }

@@ -164,6 +164,15 @@ public final class UpstreamConnection: @unchecked Sendable {
         sendData(WebSocketFrame(fin: true, opcode: kind == .text ? .text : .binary, maskKey: .random(), data: payload))
     }
 
+    /// Sends a data message whose payload the caller already compressed with the agreed permessage-deflate
+    /// parameters (RSV1 set). Only the conformance echo client uses it: the daemon's own sends stay
+    /// uncompressed.
+    public func sendCompressed(kind: ReceivedMessage.Kind, payload: ByteBuffer) {
+        loop.preconditionInEventLoop()
+        guard phase == .open, compression != nil else { return }
+        sendData(WebSocketFrame(fin: true, rsv1: true, opcode: kind == .text ? .text : .binary, maskKey: .random(), data: payload))
+    }
+
     /// Pings bypass queued data so a long outgoing backlog cannot delay them past the pong deadline.
     public func sendPing(_ payload: [UInt8]) {
         loop.preconditionInEventLoop()
