@@ -39,6 +39,16 @@ struct DeflateNegotiationTests {
         #expect(HandshakeRequest(settings: settings).head().headers["Sec-WebSocket-Extensions"].isEmpty)
     }
 
+    @Test func theConfigKeyChoosesTheModeAndNamesTheChoicesWhenWrong() {
+        let upstream = ConfigTestSupport.upstream
+        #expect(ConfigTestSupport.load(upstream)?.configuration.upstreams.first?.compression == .auto)
+        for mode in CompressionMode.allCases {
+            #expect(ConfigTestSupport.load(upstream + "compression = \"\(mode.rawValue)\"\n")?.configuration.upstreams.first?.compression == mode)
+        }
+        ConfigTestSupport.expectError(upstream + "compression = \"requir\"\n", at: "upstream[0].compression", "did you mean \"require\"?")
+        ConfigTestSupport.expectError(upstream + "compression = true\n", at: "upstream[0].compression", "auto", "off", "require")
+    }
+
     // MARK: - Answers that are accepted
 
     /// Every combination of the four parameters a server may put in its answer to the default offer, in
