@@ -25,9 +25,9 @@ extension ByteBuffer {
 
 extension ByteBuffer {
     /// The header of a final, unmasked (server-to-client) frame, RFC 6455 section 5.2: what
-    /// `WebSocketFrameEncoder` writes, so a batch of frames can skip it.
-    mutating func writeUnmaskedFrameHeader(opcode: WebSocketOpcode, length: Int) {
-        writeInteger(UInt8(0x80) | UInt8(webSocketOpcode: opcode))
+    /// `WebSocketFrameEncoder` writes, so a batch of frames can skip it. `rsv1`: a compressed message.
+    mutating func writeUnmaskedFrameHeader(opcode: WebSocketOpcode, length: Int, rsv1: Bool = false) {
+        writeInteger(UInt8(0x80) | (rsv1 ? 0x40 : 0) | UInt8(webSocketOpcode: opcode))
         if length < 126 {
             writeInteger(UInt8(length))
         } else if length <= Int(UInt16.max) {

@@ -1,3 +1,4 @@
+import CompressNIO
 import NIOCore
 import NIOWebSocket
 
@@ -23,12 +24,25 @@ final class SimulatedConnectionHandler: ChannelInboundHandler {
     private var rawFrames: ChannelHandlerContext?
     /// Reused for each message's payload on the batched path.
     private var scratch = ByteBuffer()
+    /// permessage-deflate was agreed: every message is compressed with this one context (zlib via compress-nio).
+    private let deflater: ZlibCompressor?
+    private var compressedScratch = ByteBuffer()
 
-    init(scenario: SimulatorScenario, recorder: SimulatorRecorder, id: Int, isReleased: @escaping () -> Bool = { true }) {
+    init(scenario: SimulatorScenario, recorder: SimulatorRecorder, id: Int, compress: Bool = false,
+         isReleased: @escaping () -> Bool = { true }) {
         self.scenario = scenario
         self.recorder = recorder
         self.id = id
         self.isReleased = isReleased
+        self.deflater = compress ? try? ZlibCompressor(algorithm: .deflate) : nil
+    }
+
+    /// RFC 7692 §7.2.1: compress with a sync flush and drop the trailing `00 00 ff ff`.
+    private func compress(_ payload: inout ByteBuffer, with deflater: ZlibCompressor, into out: inout ByteBuffer) {
+        out.clear()
+        out.reserveCapacity(deflater.maxSize(from: payload))
+        try? deflater.deflate(from: &payload, to: &out, flush: .sync)
+        out.moveWriterIndex(to: out.writerIndex - 4)
     }
 
     private var closeAfter: Int? {
@@ -141,8 +155,14 @@ final class SimulatedConnectionHandler: ChannelInboundHandler {
         for number in first..<(first + count) {
             scratch.clear()
             scenario.writePayload(number: number, into: &scratch)
-            frames.writeUnmaskedFrameHeader(opcode: opcode, length: scratch.readableBytes)
-            frames.writeImmutableBuffer(scratch)
+            if let deflater {
+                compress(&scratch, with: deflater, into: &compressedScratch)
+                frames.writeUnmaskedFrameHeader(opcode: opcode, length: compressedScratch.readableBytes, rsv1: true)
+                frames.writeImmutableBuffer(compressedScratch)
+            } else {
+                frames.writeUnmaskedFrameHeader(opcode: opcode, length: scratch.readableBytes)
+                frames.writeImmutableBuffer(scratch)
+            }
         }
         rawFrames.write(NIOAny(frames), promise: nil)
     }
@@ -151,15 +171,22 @@ final class SimulatedConnectionHandler: ChannelInboundHandler {
         var payload = context.channel.allocator.buffer(capacity: scenario.size)
         scenario.writePayload(number: number, into: &payload)
         let opcode: WebSocketOpcode = scenario.binary ? .binary : .text
+        let compressed = deflater != nil
+        if let deflater {
+            var out = context.channel.allocator.buffer(capacity: 0)
+            compress(&payload, with: deflater, into: &out)
+            payload = out
+        }
         if scenario.fragments <= 1 || payload.readableBytes < scenario.fragments {
-            context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: opcode, data: payload)), promise: nil)
+            context.write(wrapOutboundOut(WebSocketFrame(fin: true, rsv1: compressed, opcode: opcode, data: payload)), promise: nil)
             return
         }
         let pieceSize = payload.readableBytes / scenario.fragments
         for index in 0..<scenario.fragments {
             let last = index == scenario.fragments - 1
             let piece = payload.readSlice(length: last ? payload.readableBytes : pieceSize)!
-            context.write(wrapOutboundOut(WebSocketFrame(fin: last, opcode: index == 0 ? opcode : .continuation, data: piece)), promise: nil)
+            context.write(wrapOutboundOut(WebSocketFrame(fin: last, rsv1: compressed && index == 0,
+                                                         opcode: index == 0 ? opcode : .continuation, data: piece)), promise: nil)
         }
     }
 

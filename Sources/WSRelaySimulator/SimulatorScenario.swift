@@ -34,6 +34,12 @@ public struct SimulatorScenario: Sendable, Equatable {
     /// Send nothing until `SimulatorServer.release()` (the benchmarks start the clock there, after every
     /// client and subscriber is in place, instead of racing the connection setup).
     public var hold = false
+    /// Accept a permessage-deflate offer and send every message compressed (one zlib context per connection,
+    /// RFC 7692 context takeover): the flood source for the compressed benchmark.
+    public var deflate = false
+    /// Text messages as market-data-like JSON (trades with varying prices, sizes and times) instead of a run
+    /// of padding: compressible the way real feeds are, not a thousandfold.
+    public var trades = false
 
     public init() {}
 
@@ -61,6 +67,8 @@ public struct SimulatorScenario: Sendable, Equatable {
             case "ignore_close": ignoreClose = value != "0"
             case "stamp": stamp = value != "0"
             case "hold": hold = value != "0"
+            case "deflate": deflate = value != "0"
+            case "trades": trades = value != "0"
             default: break
             }
         }

@@ -136,6 +136,9 @@ public final class SimulatorServer: Sendable {
                 if let offered = head.headers.first(name: "Sec-WebSocket-Protocol")?.split(separator: ",").first {
                     headers.add(name: "Sec-WebSocket-Protocol", value: offered.trimmingSpaces)
                 }
+                if case .upgrade(let scenario) = decide(head), Self.compresses(scenario, head) {
+                    headers.add(name: "Sec-WebSocket-Extensions", value: "permessage-deflate")
+                }
                 return channel.eventLoop.makeSucceededFuture(headers)
             },
             upgradePipelineHandler: { [self] channel, head in
@@ -156,6 +159,7 @@ public final class SimulatorServer: Sendable {
                 return channel.pipeline.removeHandler(name: RejectingHTTPHandler.name).flatMapThrowing {
                     try channel.pipeline.syncOperations.addHandler(
                         SimulatedConnectionHandler(scenario: scenario, recorder: self.recorder, id: id,
+                                                   compress: Self.compresses(scenario, head),
                                                    isReleased: { self.releases.withLockedValue { $0 } > generation }))
                 }
             }
@@ -167,6 +171,13 @@ public final class SimulatorServer: Sendable {
                 try channel.pipeline.syncOperations.addHandler(RejectingHTTPHandler(server: self), name: RejectingHTTPHandler.name)
             }
         }
+    }
+}
+
+extension SimulatorServer {
+    /// Whether this connection sends compressed messages: the scenario asks for it and the client offered it.
+    static func compresses(_ scenario: SimulatorScenario, _ head: HTTPRequestHead) -> Bool {
+        scenario.deflate && head.headers["Sec-WebSocket-Extensions"].contains { $0.lowercased().contains("permessage-deflate") }
     }
 }
 

@@ -31,7 +31,7 @@ struct EchoClient: Sendable {
         let promise = loop.makePromise(of: SessionResult.self)
         let timeout = caseTimeout
         loop.execute { [options] in
-            let connection = UpstreamConnection(loop: loop, request: HandshakeRequest(url: url), tls: nil,
+            let connection = UpstreamConnection(loop: loop, request: Self.request(url), tls: nil,
                                                 serverName: nil, options: options)
             let session = EchoSession(echo: echo, promise: promise)
             connection.delegate = session
@@ -39,6 +39,15 @@ struct EchoClient: Sendable {
             connection.start()
         }
         return try promise.futureResult.wait()
+    }
+
+    /// The daemon's permessage-deflate offer plus `client_no_context_takeover`: the echoes are compressed
+    /// message by message (`EchoCompressor`), so the hint is true, and the fuzzing server's 13.x cases that
+    /// ask for no context takeover accept only an offer that carries it.
+    static func request(_ url: WebSocketURL) -> HandshakeRequest {
+        var request = HandshakeRequest(url: url, compression: .auto)
+        request.deflate.offer.clientNoContextTakeover = true
+        return request
     }
 }
 
@@ -51,6 +60,8 @@ final class EchoSession: UpstreamConnectionDelegate, @unchecked Sendable {
     private var timer: Scheduled<Void>?
     private var done = false
     private var echoed = 0
+    /// Compresses the echoes when the server agreed to permessage-deflate, as Autobahn's reference clients do.
+    private var compressor: EchoCompressor?
 
     init(echo: Bool, promise: EventLoopPromise<SessionResult>) {
         self.echo = echo
@@ -70,13 +81,19 @@ final class EchoSession: UpstreamConnectionDelegate, @unchecked Sendable {
         }
     }
 
-    func connectionDidOpen(_ connection: UpstreamConnection, subprotocol: String?) {}
+    func connectionDidOpen(_ connection: UpstreamConnection, subprotocol: String?) {
+        compressor = connection.compression.flatMap(EchoCompressor.init)
+    }
 
     func connection(_ connection: UpstreamConnection, didReceive messages: [InboundMessage]) {
         for message in messages {
             if echo {
                 // Exactly as received: text as text, binary as binary, same bytes, one unfragmented frame.
-                connection.send(kind: message.kind, payload: message.payload)
+                if let compressed = compressor?.compress(message.payload) {
+                    connection.sendCompressed(kind: message.kind, payload: compressed)
+                } else {
+                    connection.send(kind: message.kind, payload: message.payload)
+                }
                 echoed += 1
             } else if message.kind == .text {
                 result.messages.append(String(buffer: message.payload))

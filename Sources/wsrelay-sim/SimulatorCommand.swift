@@ -18,7 +18,8 @@ struct SimulatorCommand: AsyncParsableCommand {
             close=CODE close_after=N close_reason=TEXT ignore_pings=1 status=HTTP retry_after=SECONDS \
             invalid_utf8=1 oversize=BYTES echo=1 ignore_close=1 stamp=1 hold=1. Messages are \
             {"n":<server-wide number>,"pad":"x..."}; with stamp=1 {"n":N,"t":<CLOCK_MONOTONIC ns at send>,"pad":...}. \
-            hold=1 sends nothing until POST /release on the admin port.
+            trades=1 fills text messages with trade records instead of "x"s; deflate=1 accepts a permessage-deflate \
+            offer and compresses every message. hold=1 sends nothing until POST /release on the admin port.
 
             --token-endpoint-port starts an OAuth 2.0 token endpoint (POST http://127.0.0.1:PORT/token) that issues \
             sim-token-1, sim-token-2, ...; from then on the upstream accepts only the newest issued token (plus any \

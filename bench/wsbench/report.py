@@ -12,6 +12,8 @@ SINK_LABEL = {
     "subscriber": "(c) 1 subscriber, raw",
     "subscriber-envelope": "(c') 1 subscriber, envelope",
     "subscribers-100": "(d) 100 subscribers, raw",
+    "raw-file-trades": "(e) file, raw, fsync never, trades JSON",
+    "raw-file-trades-deflate": "(e') file, raw, fsync never, trades JSON, permessage-deflate",
 }
 
 

@@ -13,7 +13,11 @@ from .daemon import Daemon
 from .procs import cpu_seconds, log, machine_load, now_ns, status_kib, stop, wait_for
 from .simulator import Simulator
 
-SINKS = ("raw-file", "raw-file-nofsync", "envelope-file", "subscriber", "subscriber-envelope", "subscribers-100")
+SINKS = ("raw-file", "raw-file-nofsync", "envelope-file", "subscriber", "subscriber-envelope", "subscribers-100",
+         "raw-file-trades", "raw-file-trades-deflate")
+# The compression pair: the same market-data-like JSON (`trades=1`) into a raw file without fsync, sent plain
+# and compressed with permessage-deflate (`deflate=1`: the simulator compresses, wsrelay inflates).
+TRADES_SINKS = ("raw-file-trades", "raw-file-trades-deflate")
 # websocat 1.13 has no working fan-out: `unix-l:... broadcast:ws://...` panics (slab "invalid key") as soon as
 # subscribers connect, with or without -U/-E, so (d) has no websocat column.
 WEBSOCAT_SINKS = ("raw-file", "subscriber")
@@ -92,13 +96,16 @@ def run_case(ctx, relay, sink, count, size):
     sock = f"{work}/stream.sock"
     timeout = max(120, count / 5000)
     try:
-        url = sim.url("/feed", count=count, size=size, hold=1)
+        scenario = {"trades": 1} if sink in TRADES_SINKS else {}
+        if sink == "raw-file-trades-deflate":
+            scenario["deflate"] = 1
+        url = sim.url("/feed", count=count, size=size, hold=1, **scenario)
         clients = 100 if sink == "subscribers-100" else 1
         if relay == "wsrelay":
             text = config.daemon_section(work) + config.upstream_section("bench", url)
             if sink == "raw-file":
                 text += config.file_sink(out, "raw")
-            elif sink == "raw-file-nofsync":
+            elif sink == "raw-file-nofsync" or sink in TRADES_SINKS:
                 # websocat's `> file` never syncs; this is wsrelay with the same (lack of) durability.
                 text += config.file_sink(out, "raw", extra='fsync = "never"\n')
             elif sink == "envelope-file":

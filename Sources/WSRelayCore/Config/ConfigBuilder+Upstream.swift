@@ -46,6 +46,7 @@ extension ConfigBuilder {
         if let v = r.duration("connect_timeout") { u.connectTimeout = v }
         if let v = r.duration("handshake_timeout") { u.handshakeTimeout = v }
         if let v = r.byteSize("max_message_size", min: 1 << 10, max: 1 << 30) { u.maxMessageSize = v }
+        if let v = r.enumValue("compression", CompressionMode.self) { u.compression = v }
         if let v = subscribe(r) { u.subscribe = v }
 
         let refreshCodes = r.intArray("refresh_on_close_codes", range: 1000...4999, what: "a close code")

@@ -44,6 +44,7 @@ public enum ConfigRenderer {
         w.set("connect_timeout", duration(u.connectTimeout))
         w.set("handshake_timeout", duration(u.handshakeTimeout))
         w.set("max_message_size", TOMLText.quoted(ByteSizeParser.format(u.maxMessageSize)))
+        w.set("compression", TOMLText.quoted(u.compression.rawValue))
         w.set(
             "subscribe",
             list(

@@ -14,7 +14,7 @@ enum ConfigSchema {
         "name", "url", "auth", "subprotocols", "headers", "origin", "ping_interval", "pong_timeout", "app_ping",
         "idle_timeout", "connect_timeout", "handshake_timeout", "max_message_size", "subscribe",
         "refresh_on_close_codes", "refresh_on_status", "fatal_close_codes", "reconnect_before_expiry", "proxy",
-        "reconnect", "tls",
+        "reconnect", "tls", "compression",
     ]
 
     static let reconnect: Set<String> = ["initial", "max", "multiplier", "reset_after"]

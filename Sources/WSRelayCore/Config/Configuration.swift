@@ -126,11 +126,23 @@ public struct UpstreamSettings: Sendable, Equatable {
     public var proxy: String? = nil
     public var reconnect: ReconnectSettings = .init()
     public var tls: TLSSettings = .init()
+    /// permessage-deflate (RFC 7692) on this upstream's connections.
+    public var compression: CompressionMode = .auto
 
     public init(name: String, url: WebSocketURL) {
         self.name = name
         self.url = url
     }
+}
+
+/// Whether an upstream connection offers permessage-deflate (RFC 7692) and what a server's refusal means.
+public enum CompressionMode: String, Sendable, Equatable, CaseIterable {
+    /// Offer it; a server that declines is fine (messages arrive uncompressed).
+    case auto
+    /// Do not offer it; a server that enables it anyway breaks the handshake.
+    case off
+    /// Offer it; a server that declines is a connect failure (close code 1010).
+    case require
 }
 
 public struct HeaderField: Sendable, Equatable, Hashable {

@@ -46,6 +46,10 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var credentialState: String?
         public var tokenFingerprint: String?
         public var tokenExpiresAt: String?
+        /// The open connection's agreed permessage-deflate parameters as a header value; nil: uncompressed.
+        public var compression: String?
+        /// Inflated bytes per wire byte of the compressed messages received on that connection.
+        public var compressionRatio: Double?
     }
 
     public struct Credential: Codable, Sendable, Equatable {

@@ -47,7 +47,9 @@ struct StatusReportBuilder: Sendable {
                 credential: settings.auth,
                 credentialState: credential?.state,
                 tokenFingerprint: credential?.tokenFingerprint,
-                tokenExpiresAt: credential?.expiresAt?.rfc3339)
+                tokenExpiresAt: credential?.expiresAt?.rfc3339,
+                compression: state.compression?.description,
+                compressionRatio: state.compressionStats?.ratio)
         }
         let credentialReports = credentials.map { c in
             StatusReport.Credential(

@@ -26,6 +26,9 @@ public enum StatusTable {
         for u in report.upstreams {
             var facts: [String] = []
             if let error = u.lastError { facts.append("last error: \(error)") }
+            if let compression = u.compression {
+                facts.append("compressed (\(compression))" + (u.compressionRatio.map { ", ratio \(format1($0)):1" } ?? ""))
+            }
             if let credential = u.credential {
                 var text = "credential \(credential): \(u.credentialState ?? "?")"
                 if let fingerprint = u.tokenFingerprint { text += ", token \(fingerprint)" }

@@ -111,22 +111,22 @@ final class ProbeErrorCatcher: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// After the upgrade: frames through the daemon's own protocol rules (`WebSocketMessageAssembler`), pings
-/// answered, messages and pongs reported.
+/// After the upgrade: frames through the daemon's own protocol rules (`InboundMessageDecoder`: inflater and
+/// assembler), pings answered, messages and pongs reported.
 final class ProbeFrameHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
     private let events: ProbeEvents
-    private var assembler: WebSocketMessageAssembler
+    private var decoder: InboundMessageDecoder
 
-    init(events: ProbeEvents, maxMessageSize: Int) {
+    init(events: ProbeEvents, decoder: InboundMessageDecoder) {
         self.events = events
-        self.assembler = WebSocketMessageAssembler(maxMessageSize: maxMessageSize)
+        self.decoder = decoder
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch assembler.receive(unwrapInboundIn(data)) {
+        switch decoder.receive(unwrapInboundIn(data)) {
         case .none:
             break
         case .message(let kind, let payload):

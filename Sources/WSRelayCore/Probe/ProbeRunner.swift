@@ -310,13 +310,17 @@ final class ProbeSession {
         let events = self.events
         let maxMessageSize = settings.maxMessageSize
         let head = request.head()
+        let deflate = request.deflate
         do {
             try await channel.eventLoop.submit {
                 try WebSocketUpgradePipeline.add(
                     to: channel, requestKey: key, maxMessageSize: maxMessageSize,
                     beforeUpgrade: [ProbeResponseRecorder(events: events)], afterUpgrade: [ProbeErrorCatcher(events: events)]
                 ) { channel, response in
-                    try channel.pipeline.syncOperations.addHandler(ProbeFrameHandler(events: events, maxMessageSize: maxMessageSize))
+                    // Frames after an unusable answer never count: the stage fails on the same judgement.
+                    let compression = (try? deflate.judge(response.headers["Sec-WebSocket-Extensions"]).get()) ?? nil
+                    let decoder = try InboundMessageDecoder(maxMessageSize: maxMessageSize, compression: compression)
+                    try channel.pipeline.syncOperations.addHandler(ProbeFrameHandler(events: events, decoder: decoder))
                     events.post(.upgraded(response))
                 }
             }.get()
@@ -333,7 +337,8 @@ final class ProbeSession {
             let check = UpgradeResponseCheck(
                 version: "HTTP/\(head.version.major).\(head.version.minor)", status: Int(head.status.code),
                 reason: head.status.reasonPhrase, headers: head.headers.map { ($0.name, $0.value) })
-            var stage = check.stage(elapsed: elapsed, key: key, offered: request.subprotocols, hasCredentials: credential != nil)
+            var stage = check.stage(elapsed: elapsed, key: key, offered: request.subprotocols, hasCredentials: credential != nil,
+                                    deflate: request.deflate)
             stage.details.insert(requestLine, at: 0)
             return stage
         }

@@ -34,7 +34,9 @@ public struct UpgradeResponseCheck: Sendable {
     ///   - key: the `Sec-WebSocket-Key` that was sent.
     ///   - offered: the subprotocols that were offered (a token placed as a subprotocol is among them).
     ///   - hasCredentials: whether the request carried the upstream's credential.
-    public func stage(elapsed: Duration, key: String, offered: [String], hasCredentials: Bool) -> ProbeStage {
+    ///   - deflate: the permessage-deflate offer that was sent, to judge the answer as the daemon will.
+    public func stage(elapsed: Duration, key: String, offered: [String], hasCredentials: Bool,
+                      deflate: DeflateNegotiation = DeflateNegotiation(mode: .off)) -> ProbeStage {
         var details: [ProbeStage.Detail] = []
         let expectedAccept = WebSocketAccept.expected(forKey: key)
         for name in Self.shownHeaders {
@@ -69,6 +71,15 @@ public struct UpgradeResponseCheck: Sendable {
                 notes.append("subprotocol \"\(chosen)\"")
             } else if !offered.isEmpty {
                 notes.append("no subprotocol chosen (offered \(offered.count))")
+            }
+            let extensions = headers.filter { $0.0.lowercased() == "sec-websocket-extensions" }.map(\.1)
+            switch deflate.judge(extensions) {
+            case .success(let agreed?):
+                notes.append("compressed (\(agreed))")
+            case .success(nil):
+                if deflate.mode != .off { notes.append("uncompressed (the server declined permessage-deflate)") }
+            case .failure(let error):
+                return result(.failed, "\(error.message); the daemon fails such a connection (close code \(error.closeCode))")
             }
             if !(header("Connection")?.lowercased().contains("upgrade") ?? false) {
                 notes.append("no \"Connection: upgrade\" header (tolerated)")

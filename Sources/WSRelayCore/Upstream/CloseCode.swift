@@ -11,6 +11,8 @@ public enum CloseCode {
     public static let invalidPayload: UInt16 = 1007
     public static let policyViolation: UInt16 = 1008
     public static let messageTooBig: UInt16 = 1009
+    /// Sent by a client whose server did not agree to an extension it needs (RFC 6455 §7.4.1).
+    public static let mandatoryExtension: UInt16 = 1010
     public static let internalError: UInt16 = 1011
 
     /// Whether a peer may put `code` in a close frame. 1004–1006 and 1015 are reserved for local use, 1016–2999

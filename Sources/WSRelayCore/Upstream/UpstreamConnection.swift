@@ -92,6 +92,12 @@ public final class UpstreamConnection: @unchecked Sendable {
     /// When the last frame of any kind arrived (for idle detection).
     public private(set) var lastFrameAt: NIODeadline = .now()
     public private(set) var subprotocol: String?
+    /// The agreed permessage-deflate parameters; nil while uncompressed (or not yet open).
+    public private(set) var compression: PerMessageDeflateParameters?
+    /// The frame handler's inflater, kept here only to read its counters.
+    private var inflater: MessageInflater?
+    /// Bytes in and out of the inflater so far; nil on an uncompressed connection.
+    public var compressionStats: CompressionStats? { inflater?.stats }
 
     public init(loop: any EventLoop, request: HandshakeRequest, tls: NIOSSLContext?, serverName: String?, options: Options) {
         self.loop = loop
@@ -157,6 +163,15 @@ public final class UpstreamConnection: @unchecked Sendable {
         loop.preconditionInEventLoop()
         guard phase == .open else { return }
         sendData(WebSocketFrame(fin: true, opcode: kind == .text ? .text : .binary, maskKey: .random(), data: payload))
+    }
+
+    /// Sends a data message whose payload the caller already compressed with the agreed permessage-deflate
+    /// parameters (RSV1 set). Only the conformance echo client uses it: the daemon's own sends stay
+    /// uncompressed.
+    public func sendCompressed(kind: ReceivedMessage.Kind, payload: ByteBuffer) {
+        loop.preconditionInEventLoop()
+        guard phase == .open, compression != nil else { return }
+        sendData(WebSocketFrame(fin: true, rsv1: true, opcode: kind == .text ? .text : .binary, maskKey: .random(), data: payload))
     }
 
     /// Pings bypass queued data so a long outgoing backlog cannot delay them past the pong deadline.
@@ -235,8 +250,11 @@ public final class UpstreamConnection: @unchecked Sendable {
             to: channel, requestKey: NIOWebSocketClientUpgrader.randomRequestKey(),
             maxMessageSize: options.maxMessageSize, afterUpgrade: [HandshakeResponseHandler(connection: self)]
         ) { [self] channel, response in
-            try channel.pipeline.syncOperations.addHandler(WebSocketFrameHandler(connection: self))
-            self.upgraded(response)
+            let negotiated = request.deflate.judge(response.headers["Sec-WebSocket-Extensions"])
+            let decoder = try InboundMessageDecoder(maxMessageSize: options.maxMessageSize,
+                                                    compression: (try? negotiated.get()) ?? nil)
+            try channel.pipeline.syncOperations.addHandler(WebSocketFrameHandler(connection: self, decoder: decoder))
+            self.upgraded(response, negotiated: negotiated, inflater: decoder.inflater)
         }
     }
 
@@ -252,11 +270,23 @@ public final class UpstreamConnection: @unchecked Sendable {
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
     }
 
-    private func upgraded(_ response: HTTPResponseHead) {
+    private func upgraded(_ response: HTTPResponseHead, negotiated: Result<PerMessageDeflateParameters?, DeflateNegotiationError>,
+                          inflater: MessageInflater?) {
         guard phase == .handshaking else { return }
         let chosen = response.headers.first(name: "Sec-WebSocket-Protocol")
         if let chosen, !request.subprotocols.contains(chosen) {
             failOpen(.handshake("server chose subprotocol \"\(chosen)\" that was not offered"))
+            return
+        }
+        switch negotiated {
+        case .success(let parameters):
+            compression = parameters
+            self.inflater = inflater
+        case .failure(let error):
+            // RFC 6455 §4.1 / RFC 7692 §7: _Fail the WebSocket Connection_; the close frame (1010 for a declined
+            // required extension, 1002 for an invalid answer) tells the server why.
+            sendCloseFrame(code: error.closeCode, reason: error.message)
+            failOpen(.handshake(error.message))
             return
         }
         cancelDeadline()
@@ -304,9 +334,9 @@ public final class UpstreamConnection: @unchecked Sendable {
 
     private var burst: [InboundMessage] = []
 
-    func frameReceived(_ frame: WebSocketFrame, assembler: inout WebSocketMessageAssembler) {
+    func frameReceived(_ frame: WebSocketFrame, decoder: inout InboundMessageDecoder) {
         lastFrameAt = .now()
-        switch assembler.receive(frame) {
+        switch decoder.receive(frame) {
         case .none:
             break
         case .message(let kind, let payload):
@@ -506,21 +536,21 @@ final class DeferredInactiveHandler: ChannelInboundHandler, RemovableChannelHand
     }
 }
 
-/// Frames in, protocol decisions by the assembler, results to the connection.
+/// Frames in, protocol decisions by the decoder (inflater and assembler), results to the connection.
 final class WebSocketFrameHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
     private let connection: UpstreamConnection
-    private var assembler: WebSocketMessageAssembler
+    private var decoder: InboundMessageDecoder
 
-    init(connection: UpstreamConnection) {
+    init(connection: UpstreamConnection, decoder: InboundMessageDecoder) {
         self.connection = connection
-        self.assembler = WebSocketMessageAssembler(maxMessageSize: connection.options.maxMessageSize)
+        self.decoder = decoder
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        connection.frameReceived(unwrapInboundIn(data), assembler: &assembler)
+        connection.frameReceived(unwrapInboundIn(data), decoder: &decoder)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

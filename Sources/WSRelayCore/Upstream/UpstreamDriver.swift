@@ -380,8 +380,13 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         consumer.deliver([.connected(upstream: settings.name, epoch: epoch, at: .now())])
         logger.debug("upgrade complete", metadata: [
             "epoch": "\(epoch)", "subprotocol": "\(connection.subprotocol ?? "none")",
+            "compression": "\(connection.compression?.description ?? "none")",
         ])
         handle(.connected(now: now))
+        published.withLockedValue { state in
+            state.compression = connection.compression
+            state.compressionStats = connection.compressionStats
+        }
         keepalive = KeepaliveStateMachine(settings: .init(settings))
         apply(keepalive.handle(.opened(now: now)))
         if !pausers.isEmpty { connection.setReading(false) }
@@ -431,10 +436,12 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         consumer.deliver(events)
         let count = UInt64(messages.count)
         let last = ContinuousClock.now
+        let compressionStats = epoch == connectionEpoch ? connection?.compressionStats : nil
         published.withLockedValue { state in
             state.messages &+= count
             state.bytes &+= UInt64(bytes)
             state.lastMessageAt = last
+            if let compressionStats { state.compressionStats = compressionStats }
         }
         metrics.received(messages: messages.count, bytes: bytes)
         onMessages(count)
@@ -470,6 +477,10 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         }
         guard epoch == connectionEpoch else { return }
         connection = nil
+        published.withLockedValue { state in
+            state.compression = nil
+            state.compressionStats = nil
+        }
         keepaliveTimer?.cancel()
         authTimer?.cancel()
         renewalTimer?.cancel()
@@ -547,8 +558,10 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         let previous = published.withLockedValue { $0 }  // metrics count what changed
         let changed = published.withLockedValue { state -> Bool in
             let traffic = (state.messages, state.bytes, state.lastMessageAt, state.lastPongRTT)
+            let compression = (state.compression, state.compressionStats)
             state = snapshot
             (state.messages, state.bytes, state.lastMessageAt, state.lastPongRTT) = traffic
+            (state.compression, state.compressionStats) = compression
             return before != snapshot.phase
         }
         metrics.observe(from: previous, to: snapshot)

@@ -48,6 +48,10 @@ public struct UpstreamState: Sendable, Equatable {
     public var bytes: UInt64
     public var lastMessageAt: ContinuousClock.Instant?
     public var lastPongRTT: Duration?
+    /// The open connection's agreed permessage-deflate parameters (nil: uncompressed or not open).
+    public var compression: PerMessageDeflateParameters?
+    /// The open compressed connection's inflater counters.
+    public var compressionStats: CompressionStats?
 
     public init(
         name: String,
