@@ -24,7 +24,7 @@ struct WSRelayCommand: ParsableCommand {
             """,
         version: WSRelayVersion.string,
         subcommands: [Run.self, CheckConfig.self, TailCommand.self, StatusCommand.self, ReconnectCommand.self, PauseCommand.self, ResumeCommand.self,
-                      ReloadCommand.self, RefreshCredentialCommand.self, DemoCommand.self, ProbeCommand.self],
+                      ReloadCommand.self, RefreshCredentialCommand.self, SendCommand.self, UnsendCommand.self, DemoCommand.self, ProbeCommand.self],
         defaultSubcommand: Run.self
     )
 }

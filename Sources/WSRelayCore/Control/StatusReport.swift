@@ -46,6 +46,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var credentialState: String?
         public var tokenFingerprint: String?
         public var tokenExpiresAt: String?
+        /// Messages local programs persisted (`wsrelay send --persist`), sent on every connect after `subscribe`.
+        public var persistedSends: [String]? = nil
     }
 
     public struct Credential: Codable, Sendable, Equatable {

@@ -46,6 +46,8 @@ public final class RelayRuntime: Sendable {
             settings: configuration.auth, stateDir: configuration.daemon.stateDir, environment: environment,
             group: group, logger: logger, metrics: metrics)
         let registry = UpstreamRegistry()
+        // Persisted sends are not configuration: one store for the life of the process, across reloads.
+        let persistedSends = PersistedSendStore(stateDir: configuration.daemon.stateDir, logger: logger)
         let makeDriver: @Sendable (UpstreamSettings, Configuration) -> UpstreamDriver = { settings, configuration in
             UpstreamDriver(
                 settings: settings,
@@ -59,13 +61,15 @@ public final class RelayRuntime: Sendable {
                 logger: logger,
                 onStatusChange: { registry.publishSoon(to: board, on: group.any()) },
                 onMessages: { board.addMessages($0) },
-                metrics: metrics.upstream(named: settings.name)
+                metrics: metrics.upstream(named: settings.name),
+                persistedSends: persistedSends
             )
         }
         let fleet = UpstreamFleet(
             drivers: configuration.upstreams.map { makeDriver($0, configuration) }, logger: logger,
             onChange: { registry.publishSoon(to: board, on: group.any()) })
         registry.fleet = fleet
+        sinks.outbound.attach(fleet: fleet, store: persistedSends)
         registry.publish(to: board)
         return RelayRuntime(configuration: configuration, sinks: sinks, credentials: credentials, upstreams: fleet,
                             makeDriver: makeDriver, metrics: metrics, logger: logger)

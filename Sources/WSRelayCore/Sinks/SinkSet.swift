@@ -15,6 +15,8 @@ import ServiceLifecycle
 /// The router (and with it every upstream's consumer) stays the same object throughout.
 public final class SinkSet: Service, Sendable {
     public let router: MessageRouter
+    /// The way back to the upstreams for subscribers of sinks with `allow_send` (the runtime attaches it).
+    public let outbound: UpstreamOutbound
     private let members: NIOLockedValueBox<[Entry]>
     private let running: DynamicServiceSet
     private let group: any EventLoopGroup
@@ -22,8 +24,9 @@ public final class SinkSet: Service, Sendable {
     private let logger: Logger
     private let onSubscribersChanged: @Sendable (Int) -> Void
 
-    private init(opened: [OpenedSink], router: MessageRouter, group: any EventLoopGroup, forcedExit: ForcedExit,
-                 logger: Logger, onSubscribersChanged: @escaping @Sendable (Int) -> Void) {
+    private init(opened: [OpenedSink], router: MessageRouter, outbound: UpstreamOutbound, group: any EventLoopGroup,
+                 forcedExit: ForcedExit, logger: Logger, onSubscribersChanged: @escaping @Sendable (Int) -> Void) {
+        self.outbound = outbound
         self.onSubscribersChanged = onSubscribersChanged
         let running = DynamicServiceSet(logger: logger)
         self.running = running
@@ -56,19 +59,20 @@ public final class SinkSet: Service, Sendable {
         let directory = UpstreamDirectory(names: upstreamNames)
         let registry = FlowControlRegistry()
         var inherited = inheritedSockets
-        let opened = try await openSinks(settings, directory: directory, registry: registry, group: group,
-                                         forcedExit: forcedExit, inherited: &inherited, logger: logger,
+        let outbound = UpstreamOutbound()
+        let opened = try await openSinks(settings, directory: directory, registry: registry, outbound: outbound,
+                                         group: group, forcedExit: forcedExit, inherited: &inherited, logger: logger,
                                          onSubscribersChanged: onSubscribersChanged)
         let router = MessageRouter(directory: directory, registry: registry, lineSinks: opened.compactMap(\.lineSink),
                                    eventSinks: opened.compactMap(\.eventSink))
-        return SinkSet(opened: opened, router: router, group: group, forcedExit: forcedExit, logger: logger,
+        return SinkSet(opened: opened, router: router, outbound: outbound, group: group, forcedExit: forcedExit, logger: logger,
                        onSubscribersChanged: onSubscribersChanged)
     }
 
     /// Opens `settings` in order; on a failure closes what it opened and rethrows.
     private static func openSinks(
         _ settings: [SinkSettings], directory: UpstreamDirectory, registry: FlowControlRegistry,
-        group: any EventLoopGroup, forcedExit: ForcedExit, inherited: inout [SocketActivation.InheritedSocket],
+        outbound: UpstreamOutbound, group: any EventLoopGroup, forcedExit: ForcedExit, inherited: inout [SocketActivation.InheritedSocket],
         logger: Logger, onSubscribersChanged: @escaping @Sendable (Int) -> Void
     ) async throws -> [OpenedSink] {
         var opened: [OpenedSink] = []
@@ -84,7 +88,7 @@ public final class SinkSet: Service, Sendable {
                 case .unix(let unix):
                     opened.append(.unix(try await UnixSocketSink.open(
                         settings: sink, unix: unix, group: group, directory: directory, inherited: &inherited,
-                        logger: logger, onSubscribersChanged: onSubscribersChanged)))
+                        outbound: outbound, logger: logger, onSubscribersChanged: onSubscribersChanged)))
                 case .journal:
                     opened.append(.journal(JournalSink(settings: sink, directory: directory, logger: logger)))
                 }
@@ -122,7 +126,7 @@ public final class SinkSet: Service, Sendable {
 
         var none: [SocketActivation.InheritedSocket] = []  // descriptors from systemd were used at startup
         let early = try await Self.openSinks(
-            beforeClose.map { settings[$0] }, directory: router.directory, registry: router.registry, group: group,
+            beforeClose.map { settings[$0] }, directory: router.directory, registry: router.registry, outbound: outbound, group: group,
             forcedExit: forcedExit, inherited: &none, logger: logger, onSubscribersChanged: onSubscribersChanged)
 
         // From here on nothing can fail the reload: the new sinks start, the old ones go.
@@ -138,7 +142,7 @@ public final class SinkSet: Service, Sendable {
             do {
                 let late = try await Self.openSinks(
                     afterClose.map { settings[$0] }, directory: router.directory, registry: router.registry,
-                    group: group, forcedExit: forcedExit, inherited: &none, logger: logger,
+                    outbound: outbound, group: group, forcedExit: forcedExit, inherited: &none, logger: logger,
                     onSubscribersChanged: onSubscribersChanged)
                 for (index, sink) in zip(afterClose, late) { entries[index] = start(sink) }
             } catch {

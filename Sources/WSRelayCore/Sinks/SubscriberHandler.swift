@@ -330,6 +330,40 @@ final class SubscriberHandler: ChannelInboundHandler {
             reply(SubscribeRequest.errorLine(failure.description))
         case .success(.subscribe(let names)):
             subscribe(names)
+        case .success(.send(let request)):
+            send(request)
+        }
+    }
+
+    /// The way back: only on a socket with `allow_send`, only to an upstream this socket carries (the peer
+    /// itself passed `allow_uids`/`allow_gids` when it connected, or it would not be `active`). Each request
+    /// is answered with an ack or an error line that names its upstream.
+    private func send(_ request: UpstreamSend) {
+        guard sink.unix.allowSend else {
+            reply(SubscribeRequest.sendErrorLine(request, .sendNotAllowed))
+            return
+        }
+        let snapshot = sink.directory.snapshot
+        guard let id = snapshot.id(of: request.upstream), sink.selection.contains(id) else {
+            let carried = sink.selection.names(in: snapshot)
+            let refusal: UpstreamSendRefusal = snapshot.id(of: request.upstream) == nil
+                ? .unknownUpstream(name: request.upstream, known: carried)
+                : .notCarried(name: request.upstream, carried: carried)
+            reply(SubscribeRequest.sendErrorLine(request, refusal))
+            return
+        }
+        sink.logger.info("unix sink \(sink.name): subscriber sends on \(request.upstream)", metadata: [
+            "pid": "\(credentials.pid)", "uid": "\(credentials.uid)", "bytes": "\(request.size)",
+            "persist": "\(request.persist)",
+        ])
+        guard let loop = context?.eventLoop else { return }
+        sink.outbound.send(request, on: loop).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let outcome):
+                self.reply(SubscribeRequest.sendOKLine(request, outcome: outcome))
+            case .failure(let error):
+                self.reply(SubscribeRequest.sendErrorLine(request, error as? UpstreamSendRefusal ?? .persistFailed("\(error)")))
+            }
         }
     }
 

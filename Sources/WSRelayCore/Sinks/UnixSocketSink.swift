@@ -26,6 +26,8 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
     let selection: UpstreamSelection
     let wantsEvents: Bool
     let directory: UpstreamDirectory
+    /// Where `{"send":...}` requests go when `allow_send` is on.
+    let outbound: UpstreamOutbound
     let logger: Logger
     /// For log lines: the path, or `fd:NAME` when inherited.
     let name: String
@@ -45,7 +47,9 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
     private let slowDisconnects = Atomic<UInt64>(0)
 
     private init(settings: SinkSettings, unix: UnixSinkSettings, group: any EventLoopGroup, directory: UpstreamDirectory,
-                 name: String, logger: Logger, onSubscribersChanged: @escaping @Sendable (Int) -> Void) {
+                 outbound: UpstreamOutbound, name: String, logger: Logger,
+                 onSubscribersChanged: @escaping @Sendable (Int) -> Void) {
+        self.outbound = outbound
         self.onSubscribersChanged = onSubscribersChanged
         self.settings = settings
         self.unix = unix
@@ -72,12 +76,13 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
     /// `inherited` are the socket-activation descriptors not yet taken by another sink; the one used is removed.
     static func open(
         settings: SinkSettings, unix: UnixSinkSettings, group: any EventLoopGroup, directory: UpstreamDirectory,
-        inherited: inout [SocketActivation.InheritedSocket], logger: Logger,
-        onSubscribersChanged: @escaping @Sendable (Int) -> Void = { _ in }
+        inherited: inout [SocketActivation.InheritedSocket], outbound: UpstreamOutbound = UpstreamOutbound(),
+        logger: Logger, onSubscribersChanged: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws -> UnixSocketSink {
         let activated = try pickInherited(unix: unix, inherited: &inherited)
         let name = activated.map { unix.listenFDName.map { "fd:\($0)" } ?? unix.path ?? "fd:\($0.fd)" } ?? unix.path ?? "?"
-        let sink = UnixSocketSink(settings: settings, unix: unix, group: group, directory: directory, name: name, logger: logger,
+        let sink = UnixSocketSink(settings: settings, unix: unix, group: group, directory: directory, outbound: outbound,
+                                  name: name, logger: logger,
                                   onSubscribersChanged: onSubscribersChanged)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
