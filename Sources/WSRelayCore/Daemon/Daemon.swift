@@ -17,12 +17,15 @@ public final class Daemon {
     private let logger: Logger
     private let notifier: SystemdNotifier
     private let forcedExit = ForcedExit()
+    /// systemd's file descriptor store: listening sockets and subscribers survive a restart.
+    private let fdStore: FileDescriptorStore
 
     public init(_ launch: PreparedLaunch) {
         self.launch = launch
         self.configuration = launch.loaded.configuration
         self.logger = Logger(label: "wsrelay")
         self.notifier = SystemdNotifier(environment: launch.environment)
+        self.fdStore = FileDescriptorStore(environment: launch.environment)
     }
 
     public func run() async -> Int32 {
@@ -44,7 +47,7 @@ public final class Daemon {
         do {
             runtime = try await RelayRuntime.open(
                 configuration: configuration, group: group, board: board, forcedExit: forcedExit,
-                environment: launch.environment, logger: logger, metrics: metrics)
+                environment: launch.environment, logger: logger, metrics: metrics, fdStore: fdStore)
             metricsService = try await MetricsService.open(
                 configuration.metrics, metrics: metrics, group: group, logger: logger,
                 sinks: { [sinks = runtime.sinks] in sinks.snapshot() })
@@ -107,6 +110,7 @@ public final class Daemon {
             tasks.cancelAll()
         }
         board.finish()
+        fdStore.flush()
         notifier.flush()
         launch.pidFile?.remove()
         logger.notice("wsrelay stopped", metadata: ["exit_status": "\(exitCode.rawValue)"])
@@ -128,9 +132,11 @@ public final class Daemon {
         let notifier = self.notifier
         let logger = self.logger
         let forcedExit = self.forcedExit
+        let fdStore = self.fdStore
         return SignalHandling(
             onShutdown: { signal in
                 logger.notice("shutting down", metadata: ["signal": "\(signal)"])
+                fdStore.beginHandover()
                 notifier.stopping(status: "Shutting down (\(signal))")
                 await serviceGroup.triggerGracefulShutdown()
             },

@@ -36,11 +36,12 @@ public final class RelayRuntime: Sendable {
     /// the upstreams. A thrown error is a startup error, reported as such.
     public static func open(
         configuration: Configuration, group: any EventLoopGroup, board: DaemonStatusBoard, forcedExit: ForcedExit,
-        environment: [String: String], logger: Logger, metrics: RelayMetrics = .disabled
+        environment: [String: String], logger: Logger, metrics: RelayMetrics = .disabled,
+        fdStore: FileDescriptorStore = .disabled
     ) async throws -> RelayRuntime {
         let sinks = try await SinkSet.open(
             configuration.sinks, upstreamNames: configuration.upstreams.map(\.name), group: group,
-            forcedExit: forcedExit, environment: environment, logger: logger,
+            forcedExit: forcedExit, environment: environment, logger: logger, fdStore: fdStore,
             onSubscribersChanged: { delta in board.update { $0.subscribers += delta } })
         let credentials = CredentialStore(
             settings: configuration.auth, stateDir: configuration.daemon.stateDir, environment: environment,

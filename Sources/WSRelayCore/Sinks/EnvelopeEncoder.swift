@@ -104,6 +104,15 @@ public struct EnvelopeEncoder: Sendable {
         buffer.writeBytes(line)
     }
 
+    /// `{"event":"restarted","pid":123,"ts":"..."}`: the first line a subscriber kept across a restart (file
+    /// descriptor store) receives from the new process `pid`.
+    public mutating func appendRestarted(pid: Int32, at time: WallClockTime, to buffer: inout ByteBuffer) {
+        var line = Array("{\"event\":\"restarted\",\"pid\":".utf8)
+        Self.appendDecimal(UInt64(max(0, pid)), to: &line)
+        appendTail(time, to: &line)
+        buffer.writeBytes(line)
+    }
+
     public mutating func appendDisconnected(
         upstream: String, epoch: UInt64, code: UInt16, reason: String, at time: WallClockTime, to buffer: inout ByteBuffer
     ) {
