@@ -19,6 +19,8 @@ public final class Daemon {
     private let forcedExit = ForcedExit()
     /// systemd's file descriptor store: listening sockets and subscribers survive a restart.
     private let fdStore: FileDescriptorStore
+    /// Yields once when a shutdown begins (for `extendStopWhileDraining`).
+    private let stopping = AsyncStream.makeStream(of: Void.self)
 
     public init(_ launch: PreparedLaunch) {
         self.launch = launch
@@ -82,6 +84,7 @@ public final class Daemon {
             services.append(WatchdogService(group: group, notifier: notifier, interval: interval, logger: logger))
         }
         services.append(control)
+        services.append(ClockWatchService(upstreams: runtime.upstreams, environment: launch.environment, logger: logger))
         services += runtime.services
         var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = configuration.daemon.shutdownTimeout
@@ -101,6 +104,9 @@ public final class Daemon {
         var exitCode = DaemonExitCode.success
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask { await handling.run(signals) }
+            tasks.addTask { [stopping, notifier] in
+                await Self.extendStopWhileDraining(stopping: stopping, notifier: notifier, sinks: runtime.sinks)
+            }
             do {
                 try await serviceGroup.run()
             } catch {
@@ -115,6 +121,27 @@ public final class Daemon {
         launch.pidFile?.remove()
         logger.notice("wsrelay stopped", metadata: ["exit_status": "\(exitCode.rawValue)"])
         return exitCode.rawValue
+    }
+
+    /// From the start of a shutdown until the task is cancelled (the service group finished): every second,
+    /// asks systemd for more stop time while the sinks' queues are still shrinking (`StopTimeoutExtension`).
+    private static func extendStopWhileDraining(
+        stopping: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation),
+        notifier: SystemdNotifier, sinks: SinkSet
+    ) async {
+        guard notifier.isEnabled else { return }
+        var started = false
+        for await _ in stopping.stream {
+            started = true
+            break
+        }
+        guard started else { return }
+        var extender = StopTimeoutExtension()
+        while !Task.isCancelled {
+            let remaining = sinks.snapshot().reduce(0) { $0 + $1.bufferedBytes }
+            if let more = extender.observe(remaining: remaining) { notifier.extendTimeout(by: more) }
+            try? await Task.sleep(for: extender.interval)
+        }
     }
 
     private func startupFailed(_ message: String) -> Int32 {
@@ -133,10 +160,12 @@ public final class Daemon {
         let logger = self.logger
         let forcedExit = self.forcedExit
         let fdStore = self.fdStore
+        let stopping = self.stopping.continuation
         return SignalHandling(
             onShutdown: { signal in
                 logger.notice("shutting down", metadata: ["signal": "\(signal)"])
                 fdStore.beginHandover()
+                stopping.yield()
                 notifier.stopping(status: "Shutting down (\(signal))")
                 await serviceGroup.triggerGracefulShutdown()
             },

@@ -52,13 +52,6 @@ public final class FileDescriptorStore: Sendable {
         queue.async { _ = sd_notify(0, "FDSTOREREMOVE=1\nFDNAME=\(name)") }
     }
 
-    /// `EXTEND_TIMEOUT_USEC=`: the start or stop in progress may take `duration` longer from now.
-    public func extendTimeout(by duration: Duration) {
-        guard isEnabled else { return }
-        let usec = duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
-        queue.async { _ = sd_notify(0, "EXTEND_TIMEOUT_USEC=\(usec)") }
-    }
-
     /// The process is going away (SIGTERM): descriptors closed from now on stay in the store for the next
     /// process instead of being removed.
     public func beginHandover() { handingOver.withLockedValue { $0 = true } }

@@ -165,6 +165,15 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     public func resume() { onLoop { $0.handle(.resume(now: .now)) } }
     public func reconnect() { onLoop { $0.handle(.reconnectRequested(now: .now)) } }
 
+    /// Pings the open connection now (after a suspend/resume): a dead peer is found within the pong timeout
+    /// instead of up to a whole ping interval later.
+    public func pingNow() {
+        onLoop { driver in
+            guard driver.connection != nil, driver.supervisor.status.phase == .open else { return }
+            driver.apply(driver.keepalive.handle(.pingNow(now: .now)))
+        }
+    }
+
     /// Hands a send request to the supervisor (see `UpstreamSupervisor.Event.send`). `persisted`: the message
     /// is already in the persisted list. Fails with `UpstreamSendRefusal`.
     public func send(_ message: OutgoingMessage, persisted: Bool) -> EventLoopFuture<UpstreamSendOutcome> {
