@@ -116,6 +116,7 @@ struct FileDescriptorStoreTests {
         #expect(manager.names.contains { $0.hasPrefix("wsrelay/listen/") })
         #expect(FileManager.default.fileExists(atPath: dir.file("stream.sock")), "the socket path stays for the next process: \(first.stderr)")
 
+        #expect(FileManager.default.fileExists(atPath: dir.file("state/handover.json")), "epoch and seq for the next process")
         let readyCount = manager.received.filter { $0.contains("READY=1") }.count
         let second = try manager.start(arguments, directory: dir, name: "second")
         defer { second.signal(SIGKILL); second.waitForExit() }
@@ -128,10 +129,14 @@ struct FileDescriptorStoreTests {
         let restarted = Self.object(after.first ?? "")
         #expect(restarted["event"] as? String == "restarted", "\(after)")
         #expect((restarted["pid"] as? NSNumber)?.int32Value == second.pid)
-        #expect(Self.messages(after, of: "market") == [1, 2, 3], "\(after)")
+        // epoch and seq keep growing across the handover: market had epochs 1 and 2 and seq up to 6.
+        #expect(restarted["epochs"] as? [String: Int] == ["market": 3, "news": 2], "\(after)")
+        #expect(Self.messages(after, of: "market") == [7, 8, 9], "\(after)")
+        #expect(after.map(Self.object).filter { $0["upstream"] as? String == "market" }.allSatisfy { ($0["epoch"] as? NSNumber)?.intValue == 3 })
         #expect(Self.messages(subscriber.lines, of: "news").isEmpty, "the filter survived: \(subscriber.lines)")
         #expect(!subscriber.closedByPeer)
         #expect(second.stderr.contains("taking back 1 subscriber"), "\(second.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("state/handover.json")), "read once: a later crash must not reuse it")
 
         // The listening socket came back too: new subscribers connect and are stored.
         let late = try Subscriber(dir.file("stream.sock"))

@@ -116,6 +116,9 @@ public final class Daemon {
             tasks.cancelAll()
         }
         board.finish()
+        if fdStore.isHandingOver {
+            runtime.counterHandover.save(stateDir: configuration.daemon.stateDir, logger: logger)
+        }
         fdStore.flush()
         notifier.flush()
         launch.pidFile?.remove()

@@ -21,6 +21,13 @@ public final class FileDescriptorStore: Sendable {
     private let queue = DispatchQueue(label: "wsrelay.fdstore")
     private let handingOver = NIOLockedValueBox(false)
     private let failures = NIOLockedValueBox(0)
+    private let handover = NIOLockedValueBox<CounterHandover?>(nil)
+
+    /// The counters the previous process handed over (set at startup before the sinks open).
+    public var previousCounters: CounterHandover? {
+        get { handover.withLockedValue { $0 } }
+        set { handover.withLockedValue { $0 = newValue } }
+    }
 
     public static let disabled = FileDescriptorStore(environment: [:])
 

@@ -39,6 +39,9 @@ public final class RelayRuntime: Sendable {
         environment: [String: String], logger: Logger, metrics: RelayMetrics = .disabled,
         fdStore: FileDescriptorStore = .disabled
     ) async throws -> RelayRuntime {
+        if fdStore.isEnabled {
+            fdStore.previousCounters = CounterHandover.take(stateDir: configuration.daemon.stateDir, logger: logger)
+        }
         let sinks = try await SinkSet.open(
             configuration.sinks, upstreamNames: configuration.upstreams.map(\.name), group: group,
             forcedExit: forcedExit, environment: environment, logger: logger, fdStore: fdStore,
@@ -66,8 +69,15 @@ public final class RelayRuntime: Sendable {
                 persistedSends: persistedSends
             )
         }
+        let drivers = configuration.upstreams.map { makeDriver($0, configuration) }
+        for driver in drivers {
+            // Subscribers kept across a restart see epoch and seq keep growing.
+            guard let counters = fdStore.previousCounters?.upstreams[driver.settings.name] else { continue }
+            driver.continueFrom(UpstreamState(name: driver.settings.name, phase: .idle, since: .now,
+                                              epoch: counters.epoch, messages: counters.seq))
+        }
         let fleet = UpstreamFleet(
-            drivers: configuration.upstreams.map { makeDriver($0, configuration) }, logger: logger,
+            drivers: drivers, logger: logger,
             onChange: { registry.publishSoon(to: board, on: group.any()) })
         registry.fleet = fleet
         sinks.outbound.attach(fleet: fleet, store: persistedSends)
@@ -81,6 +91,13 @@ public final class RelayRuntime: Sendable {
     /// clients close last.
     public var services: [any Service] {
         [CredentialStoreService(store: credentials), sinks, upstreams]
+    }
+
+    /// The counters to hand to the next process (after the upstreams finished).
+    public var counterHandover: CounterHandover {
+        CounterHandover(upstreams: Dictionary(
+            upstreams.drivers.map { ($0.settings.name, CounterHandover.Counters(epoch: $0.status.epoch, seq: $0.status.messages)) },
+            uniquingKeysWith: { first, _ in first }))
     }
 
     /// The configuration in effect (the last one applied).

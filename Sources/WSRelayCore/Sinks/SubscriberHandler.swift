@@ -133,7 +133,7 @@ final class SubscriberHandler: ChannelInboundHandler {
             if !adopted.upstreams.isEmpty { applySubscription(adopted.upstreams) }
             var buffer = ByteBufferAllocator().buffer(capacity: 96)
             var encoder = EnvelopeEncoder()
-            encoder.appendRestarted(pid: getpid(), at: .now(), to: &buffer)
+            encoder.appendRestarted(pid: getpid(), epochs: sink.fdStore.previousCounters?.nextEpochs, at: .now(), to: &buffer)
             queue.admitUnconditionally(buffer.readableBytes)
             write(buffer, bytes: buffer.readableBytes)
             flush()
