@@ -153,4 +153,39 @@ struct FileDescriptorStoreTests {
         second.signal(SIGTERM)
         #expect(second.waitForExit() == 0, "\(second.stderr)")
     }
+
+    @Test("after a crash (SIGKILL) the next process takes the subscriber back too; epoch and seq start again")
+    func subscriberSurvivesCrash() throws {
+        let python = try PythonPeer.start()
+        defer { python.stop() }
+        let dir = try TemporaryDirectory()
+        let configPath = try dir.write("wsrelay.toml", Self.config(dir, port: python.port))
+        let manager = try FDStoreManager(directory: dir)
+        defer { manager.stop() }
+        let arguments = ["run", "--config", configPath]
+
+        let first = try manager.start(arguments, directory: dir, name: "first")
+        #expect(manager.wait { messages, _ in messages.contains { $0.contains("READY=1") } }, "\(first.stderr)")
+        let subscriber = try Subscriber(dir.file("stream.sock"))
+        subscriber.send(#"{"subscribe":["news"]}"#)
+        #expect(subscriber.read { lines in lines.contains { $0.hasPrefix(#"{"ok":"subscribe""#) } }, "\(subscriber.lines)")
+        // Stored when it subscribed, not at shutdown: a crash cannot lose it.
+        #expect(manager.wait { _, names in names.contains { $0.hasPrefix("wsrelay/sub/") && $0.hasSuffix("/news") } },
+                "\(manager.names)")
+        let before = subscriber.lines.count
+
+        first.signal(SIGKILL)
+        #expect(first.waitForExit() == 128 + SIGKILL)
+        let second = try manager.start(arguments, directory: dir, name: "second")
+        defer { second.signal(SIGKILL); second.waitForExit() }
+        #expect(subscriber.read { Self.messages(Array($0.dropFirst(before)), of: "news").count >= 2 },
+                "\(subscriber.lines)\n\(second.stderr)")
+        let after = Array(subscriber.lines.dropFirst(before))
+        let restarted = Self.object(after.first ?? "")
+        #expect(restarted["event"] as? String == "restarted" && restarted["epochs"] == nil, "\(after)")
+        #expect(Self.messages(after, of: "news") == [1, 2], "\(after)")
+        #expect(Self.messages(after, of: "market").isEmpty)
+        second.signal(SIGTERM)
+        #expect(second.waitForExit() == 0, "\(second.stderr)")
+    }
 }
