@@ -1,6 +1,8 @@
 import Foundation
+import NIOPosix
 import Testing
 import WSRelayCore
+import WSRelaySimulator
 
 /// Restarts that keep subscribers (issue 14 item 2), through the protocol: the test is the service manager
 /// (`FDStoreManager`), the daemon is the real binary. A subscriber connected before the restart keeps its
@@ -187,5 +189,59 @@ struct FileDescriptorStoreTests {
         #expect(Self.messages(after, of: "market").isEmpty)
         second.signal(SIGTERM)
         #expect(second.waitForExit() == 0, "\(second.stderr)")
+    }
+
+    @Test("stopping: EXTEND_TIMEOUT_USEC only while the drain into a slow file makes progress")
+    func stopIsExtendedWhileTheDrainProgresses() async throws {
+        let server = try await SimulatorServer.start(group: MultiThreadedEventLoopGroup.singleton)
+        defer { Task { await server.stop() } }
+        let dir = try TemporaryDirectory()
+        let fifo = dir.file("out.fifo")
+        try #require(mkfifo(fifo, 0o600) == 0)
+        let readEnd = open(fifo, O_RDONLY | O_NONBLOCK)  // the daemon can open the write end; nobody reads yet
+        try #require(readEnd >= 0)
+        defer { close(readEnd) }
+        let configPath = try dir.write("wsrelay.toml", """
+            [daemon]
+            state_dir = "\(dir.path)"
+            control_socket = "\(dir.file("control.sock"))"
+            shutdown_timeout = "60s"
+
+            [[upstream]]
+            name = "flood"
+            url = "\(server.url)/feed?count=2500&size=1000"
+
+            [[sink]]
+            type = "file"
+            path = "\(fifo)"
+            format = "raw"
+            buffer = "1MiB"
+            fsync = "never"
+            """)
+        let manager = try FDStoreManager(directory: dir)
+        defer { manager.stop() }
+        let daemon = try manager.start(["run", "--config", configPath], directory: dir, name: "daemon")
+        defer { daemon.signal(SIGKILL); daemon.waitForExit() }
+        #expect(eventually { (ControlSocket.status(dir)?.sinks.first?.bufferedBytes ?? 0) > 512 * 1024 })
+
+        daemon.signal(SIGTERM)
+        #expect(manager.wait { messages, _ in messages.contains { $0.contains("STOPPING=1") } })
+        // Stuck (nobody reads): three samples go by without progress, so no extension.
+        let stuckUntil = ContinuousClock.now + .seconds(3)
+        while ContinuousClock.now < stuckUntil { usleep(100_000) }
+        #expect(!manager.received.contains { $0.contains("EXTEND_TIMEOUT_USEC=") }, "\(manager.received)")
+
+        // Read slowly (128 KiB every 200 ms): progress every second, so extensions, until the daemon has
+        // written everything and closed the FIFO (end of file).
+        var buffer = [UInt8](repeating: 0, count: 128 * 1024)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            let n = buffer.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
+            if n == 0 { break }
+            usleep(200_000)
+        }
+        #expect(daemon.waitForExit() == 0, "\(daemon.stderr)")
+        let extensions = manager.received.filter { $0.contains("EXTEND_TIMEOUT_USEC=3000000") }
+        #expect(!extensions.isEmpty, "\(manager.received)\n\(daemon.stderr)")
     }
 }

@@ -16,7 +16,7 @@ struct StopTimeoutExtension: Sendable, Equatable {
     mutating func observe(remaining: Int) -> Duration? {
         defer { lastRemaining = remaining }
         guard remaining > 0 else { return nil }
-        guard let lastRemaining else { return interval * 3 }  // the first sample: give the drain its first chance
-        return remaining < lastRemaining ? interval * 3 : nil
+        guard let lastRemaining, remaining < lastRemaining else { return nil }  // no progress seen (yet)
+        return interval * 3
     }
 }
