@@ -120,6 +120,9 @@ public final class Daemon {
             runtime.counterHandover.save(stateDir: configuration.daemon.stateDir, logger: logger)
         }
         fdStore.flush()
+        if fdStore.failedSends > 0 {
+            logger.warning("systemd refused \(fdStore.failedSends) file descriptor store request(s); those subscribers reconnect after a restart")
+        }
         notifier.flush()
         launch.pidFile?.remove()
         logger.notice("wsrelay stopped", metadata: ["exit_status": "\(exitCode.rawValue)"])

@@ -39,7 +39,10 @@ final class SubscriberStats: Sendable {
 ///   flush's write promise completes) and applies `slow_consumer`.
 /// - Incoming: `{"subscribe":[...]}` lines narrow or widen what it receives (answered with
 ///   `{"ok":"subscribe","upstreams":[...]}`); anything else is answered with `{"error":"..."}` and ignored.
-///   A line over 64 KiB is refused and skipped up to its newline.
+///   A line over 64 KiB is refused and skipped up to its newline. `{"send":...}` lines go upstream when the
+///   sink has `allow_send` (`UpstreamOutbound`).
+/// - File descriptor store (when systemd has one): the connection is stored under a name that carries its
+///   subscribe list and removed when it leaves; one taken back after a restart starts with a `restarted` line.
 final class SubscriberHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
