@@ -39,7 +39,9 @@ struct SuspendResumeTests {
         // With a 10-minute interval no ping is due during this test: any ping is the resume's.
         #expect(server.recorder.acceptedConnections.allSatisfy { $0.pings.isEmpty })
 
-        _ = try dir.write("boottime-offset", "120")  // the machine "slept" two minutes
+        // The machine "slept" two minutes (written whole: a half-written file must not be read as 12 s).
+        _ = try dir.write("boottime-offset.new", "120")
+        try #require(rename(dir.file("boottime-offset.new"), offsetFile) == 0)
         #expect(eventually { server.recorder.acceptedConnections.allSatisfy { $0.pings.count == 1 } },
                 "\(server.recorder.acceptedConnections.map(\.pings.count))\n\(daemon.log)")
         #expect(daemon.log.contains("resumed after about 2m"), "\(daemon.log)")

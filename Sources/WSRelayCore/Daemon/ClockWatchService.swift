@@ -40,7 +40,9 @@ final class ClockWatchService: Service, Sendable {
         switch finding {
         case .resumed(let suspended):
             let drivers = upstreams.drivers
-            logger.notice("resumed after about \(UpstreamState.describe(suspended)) of suspend; pinging every connection now",
+            // The clocks are read one after the other, so the difference is off by microseconds: whole seconds.
+            let seconds = Duration.seconds((suspended + .milliseconds(500)).components.seconds)
+            logger.notice("resumed after about \(UpstreamState.describe(seconds)) of suspend; pinging every connection now",
                           metadata: ["upstreams": "\(drivers.count)"])
             for driver in drivers { driver.pingNow() }
         case .wallClockStepped(let step):
