@@ -24,8 +24,8 @@ struct WSRelayCommand: ParsableCommand {
             """,
         version: WSRelayVersion.string,
         subcommands: [Run.self, CheckConfig.self, TailCommand.self, StatusCommand.self, ReconnectCommand.self, PauseCommand.self, ResumeCommand.self,
-                      ReloadCommand.self, RefreshCredentialCommand.self, DemoCommand.self, ProbeCommand.self,
-                      InitCommand.self],
+                      ReloadCommand.self, RefreshCredentialCommand.self, SendCommand.self, UnsendCommand.self, DemoCommand.self,
+                      ProbeCommand.self, InitCommand.self],
         defaultSubcommand: Run.self
     )
 }

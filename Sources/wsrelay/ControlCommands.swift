@@ -115,3 +115,46 @@ struct RefreshCredentialCommand: ControlActionCommand {
     @Argument(help: "Credential name ([auth.NAME]).") var name: String
     var request: ControlRequest { .refreshCredential(name: name) }
 }
+
+struct SendCommand: ControlActionCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "send",
+        abstract: "Send one message on an upstream's connection (and, with --persist, on every later connect).",
+        discussion: """
+            Exit status 0 when the daemon wrote it to the open connection (or persisted it while not connected), \
+            1 when it refused (unknown upstream, not connected and not persisted, too large), 69 when the daemon \
+            cannot be reached. A message that is not persisted is never queued for a later connection.
+            """)
+    @OptionGroup var control: ControlSocketOption
+    @Argument(help: "Upstream name.") var name: String
+    @Argument(help: "The message: text, or base64 with --binary.") var message: String
+    @Flag(name: .long, help: "MESSAGE is base64; send it as a binary message.") var binary = false
+    @Flag(name: .long, help: "Also send it after the subscribe list on every later connect (kept in state_dir; see unsend).")
+    var persist = false
+
+    func validate() throws {
+        if binary, Data(base64Encoded: message) == nil { throw ValidationError("--binary: the message is not valid base64") }
+    }
+
+    var request: ControlRequest {
+        .send(UpstreamSend(upstream: name, message: binary ? .binary([UInt8](Data(base64Encoded: message) ?? Data())) : .text(message),
+                           persist: persist))
+    }
+}
+
+struct UnsendCommand: ControlActionCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unsend", abstract: "Remove a message persisted with send --persist (wsrelay status lists them).")
+    @OptionGroup var control: ControlSocketOption
+    @Argument(help: "Upstream name.") var name: String
+    @Argument(help: "The persisted message exactly as sent: text, or base64 with --binary.") var message: String
+    @Flag(name: .long, help: "MESSAGE is base64 of a binary message.") var binary = false
+
+    func validate() throws {
+        if binary, Data(base64Encoded: message) == nil { throw ValidationError("--binary: the message is not valid base64") }
+    }
+
+    var request: ControlRequest {
+        .unsend(upstream: name, message: binary ? .binary([UInt8](Data(base64Encoded: message) ?? Data())) : .text(message))
+    }
+}

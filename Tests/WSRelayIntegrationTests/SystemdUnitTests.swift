@@ -66,7 +66,7 @@ struct SystemdUnitTests {
         for line in ["Type=notify", "WatchdogSec=", "Restart=on-failure", "RestartPreventExitStatus=78",
                      "ExecReload=", "DynamicUser=yes", "ProtectSystem=strict", "NoNewPrivileges=yes", "PrivateTmp=yes",
                      "RestrictAddressFamilies=", "SystemCallFilter=", "StateDirectory=", "RuntimeDirectory=",
-                     "LogsDirectory=", "LimitNOFILE="] {
+                     "LogsDirectory=", "LimitNOFILE=", "FileDescriptorStoreMax=", "Environment=FDSTORE="] {
             #expect(text.contains(line), "missing \(line)")
         }
     }

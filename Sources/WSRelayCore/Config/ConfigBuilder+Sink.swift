@@ -57,6 +57,7 @@ extension ConfigBuilder {
             if let v = r.idArray("allow_gids") { s.allowGIDs = v }
             if let v = r.byteSize("queue", min: 4 << 10) { s.queue = v }
             if let v = r.enumValue("slow_consumer", SlowConsumerPolicy.self) { s.slowConsumer = v }
+            if let v = r.bool("allow_send") { s.allowSend = v }
             kind = .unix(s)
         case "stdout":
             kind = .stdout

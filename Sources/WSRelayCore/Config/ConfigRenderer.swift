@@ -182,6 +182,7 @@ public enum ConfigRenderer {
             w.set("allow_gids", list(u.allowGIDs.map { "\($0)" }))
             w.set("queue", TOMLText.quoted(ByteSizeParser.format(u.queue)))
             w.set("slow_consumer", TOMLText.quoted(u.slowConsumer.rawValue))
+            w.set("allow_send", u.allowSend ? "true" : "false")
         case .stdout, .journal:
             break
         }

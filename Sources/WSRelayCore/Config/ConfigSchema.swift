@@ -79,6 +79,7 @@ enum ConfigSchema {
         "file": ["path", "mode", "fsync", "fsync_interval", "rotate_size", "rotate_keep", "buffer", "on_full"],
         "unix": [
             "path", "listen_fd_name", "mode", "owner", "group", "allow_uids", "allow_gids", "queue", "slow_consumer",
+            "allow_send",
         ],
         "stdout": [],
         "journal": [],

@@ -278,6 +278,8 @@ public struct UnixSinkSettings: Sendable, Equatable {
     public var allowGIDs: [UInt32] = []
     public var queue: Int = 8 * 1024 * 1024
     public var slowConsumer: SlowConsumerPolicy = .disconnect
+    /// Subscribers (already allowed by `allowUIDs`/`allowGIDs`) may send on upstreams (`{"send":...}`).
+    public var allowSend: Bool = false
     public init(path: String?) { self.path = path }
 }
 

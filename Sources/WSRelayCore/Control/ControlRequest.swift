@@ -11,6 +11,10 @@ public enum ControlRequest: Sendable, Equatable {
     case resume(upstream: String)
     case reload
     case refreshCredential(name: String)
+    /// `wsrelay send`: one message on an upstream's connection (`persist`: on every later connect too).
+    case send(UpstreamSend)
+    /// `wsrelay unsend`: remove a persisted message.
+    case unsend(upstream: String, message: OutgoingMessage)
 
     /// The request as the JSON line a client sends.
     public var line: String {
@@ -26,10 +30,22 @@ public enum ControlRequest: Sendable, Equatable {
         case .resume(let name): return object("resume", "upstream", name)
         case .reload: return object("reload")
         case .refreshCredential(let name): return object("refresh-credential", "credential", name)
+        case .send(let request): return Self.sendLine("send", request.upstream, request.message, persist: request.persist)
+        case .unsend(let name, let message): return Self.sendLine("unsend", name, message, persist: nil)
         }
     }
 
-    static let usage = #"expected one JSON object per line: {"command":"status"|"reload"}, {"command":"reconnect"|"pause"|"resume","upstream":NAME} or {"command":"refresh-credential","credential":NAME}"#
+    private static func sendLine(_ command: String, _ upstream: String, _ message: OutgoingMessage, persist: Bool?) -> String {
+        var text = "{\"command\":\"\(command)\",\"upstream\":\"\(JSONStringEscaper.escaped(upstream))\""
+        switch message {
+        case .text(let value): text += ",\"text\":\"\(JSONStringEscaper.escaped(value))\""
+        case .binary(let bytes): text += ",\"binary\":\"\(Base64.encode(bytes))\""
+        }
+        if let persist { text += ",\"persist\":\(persist)" }
+        return text + "}"
+    }
+
+    static let usage = #"expected one JSON object per line: {"command":"status"|"reload"}, {"command":"reconnect"|"pause"|"resume","upstream":NAME}, {"command":"refresh-credential","credential":NAME} or {"command":"send"|"unsend","upstream":NAME,"text":TEXT}"#
 
     /// Parses one line (without its newline). The error text is sent back to the client as is.
     public static func parse(_ line: some Collection<UInt8>) -> Result<ControlRequest, ControlRequestError> {
@@ -46,10 +62,29 @@ public enum ControlRequest: Sendable, Equatable {
             guard let command = json["command"]?.stringValue else {
                 return .failure(.init("missing \"command\"; \(usage)"))
             }
+            if command == "send" || command == "unsend" {
+                switch UpstreamSend.parse(json, upstreamKey: "upstream") {
+                case .success(let request):
+                    return .success(command == "send" ? .send(request) : .unsend(upstream: request.upstream, message: request.message))
+                case .failure(let problem):
+                    return .failure(.init("\(command): \(problem)"))
+                }
+            }
             let argument = json["upstream"]?.stringValue ?? json["credential"]?.stringValue ?? json["name"]?.stringValue
             return make(command, argument)
         }
-        let words = String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+        let text = String(decoding: bytes, as: UTF8.self)
+        // `send NAME TEXT...` / `unsend NAME TEXT...`: the text is the rest of the line after the name.
+        let three = text.split(maxSplits: 2, omittingEmptySubsequences: true, whereSeparator: { $0 == " " || $0 == "\t" })
+        if let first = three.first, first == "send" || first == "unsend" {
+            guard three.count == 3 else { return .failure(.init("\(first) needs an upstream and a text: \(first) NAME TEXT")) }
+            var message = String(three[2].drop { $0 == " " || $0 == "\t" })
+            if message.hasSuffix("\r") { message.removeLast() }
+            let upstream = String(three[1])
+            return .success(first == "send" ? .send(UpstreamSend(upstream: upstream, message: .text(message)))
+                                            : .unsend(upstream: upstream, message: .text(message)))
+        }
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
         guard let command = words.first, words.count <= 2 else { return .failure(.init(usage)) }
         return make(String(command), words.count == 2 ? String(words[1]) : nil)
     }

@@ -50,6 +50,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var compression: String?
         /// Inflated bytes per wire byte of the compressed messages received on that connection.
         public var compressionRatio: Double?
+        /// Messages local programs persisted (`wsrelay send --persist`), sent on every connect after `subscribe`.
+        public var persistedSends: [String]? = nil
     }
 
     public struct Credential: Codable, Sendable, Equatable {

@@ -36,6 +36,7 @@ public enum StatusTable {
                 facts.append(text)
             }
             if !facts.isEmpty { out.append("  \(u.name): " + facts.joined(separator: "; ")) }
+            for message in u.persistedSends ?? [] { out.append("  \(u.name): persisted send: \(message)") }
         }
 
         if !report.credentials.isEmpty {

@@ -17,12 +17,17 @@ public final class Daemon {
     private let logger: Logger
     private let notifier: SystemdNotifier
     private let forcedExit = ForcedExit()
+    /// systemd's file descriptor store: listening sockets and subscribers survive a restart.
+    private let fdStore: FileDescriptorStore
+    /// Yields once when a shutdown begins (for `extendStopWhileDraining`).
+    private let stopping = AsyncStream.makeStream(of: Void.self)
 
     public init(_ launch: PreparedLaunch) {
         self.launch = launch
         self.configuration = launch.loaded.configuration
         self.logger = Logger(label: "wsrelay")
         self.notifier = SystemdNotifier(environment: launch.environment)
+        self.fdStore = FileDescriptorStore(environment: launch.environment)
     }
 
     public func run() async -> Int32 {
@@ -44,7 +49,7 @@ public final class Daemon {
         do {
             runtime = try await RelayRuntime.open(
                 configuration: configuration, group: group, board: board, forcedExit: forcedExit,
-                environment: launch.environment, logger: logger, metrics: metrics)
+                environment: launch.environment, logger: logger, metrics: metrics, fdStore: fdStore)
             metricsService = try await MetricsService.open(
                 configuration.metrics, metrics: metrics, group: group, logger: logger,
                 sinks: { [sinks = runtime.sinks] in sinks.snapshot() })
@@ -79,6 +84,7 @@ public final class Daemon {
             services.append(WatchdogService(group: group, notifier: notifier, interval: interval, logger: logger))
         }
         services.append(control)
+        services.append(ClockWatchService(upstreams: runtime.upstreams, environment: launch.environment, logger: logger))
         services += runtime.services
         var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = configuration.daemon.shutdownTimeout
@@ -103,6 +109,9 @@ public final class Daemon {
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask { await handling.run(signals) }
             tasks.addTask { await deadline.run() }
+            tasks.addTask { [stopping, notifier] in
+                await Self.extendStopWhileDraining(stopping: stopping, notifier: notifier, sinks: runtime.sinks)
+            }
             do {
                 try await serviceGroup.run()
             } catch {
@@ -112,10 +121,38 @@ public final class Daemon {
             tasks.cancelAll()
         }
         board.finish()
+        if fdStore.isHandingOver {
+            runtime.counterHandover.save(stateDir: configuration.daemon.stateDir, logger: logger)
+        }
+        fdStore.flush()
+        if fdStore.failedSends > 0 {
+            logger.warning("systemd refused \(fdStore.failedSends) file descriptor store request(s); those subscribers reconnect after a restart")
+        }
         notifier.flush()
         launch.pidFile?.remove()
         logger.notice("wsrelay stopped", metadata: ["exit_status": "\(exitCode.rawValue)"])
         return exitCode.rawValue
+    }
+
+    /// From the start of a shutdown until the task is cancelled (the service group finished): every second,
+    /// asks systemd for more stop time while the sinks' queues are still shrinking (`StopTimeoutExtension`).
+    private static func extendStopWhileDraining(
+        stopping: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation),
+        notifier: SystemdNotifier, sinks: SinkSet
+    ) async {
+        guard notifier.isEnabled else { return }
+        var started = false
+        for await _ in stopping.stream {
+            started = true
+            break
+        }
+        guard started else { return }
+        var extender = StopTimeoutExtension()
+        while !Task.isCancelled {
+            let remaining = sinks.snapshot().reduce(0) { $0 + $1.bufferedBytes }
+            if let more = extender.observe(remaining: remaining) { notifier.extendTimeout(by: more) }
+            try? await Task.sleep(for: extender.interval)
+        }
     }
 
     private func startupFailed(_ message: String) -> Int32 {
@@ -134,9 +171,13 @@ public final class Daemon {
         let notifier = self.notifier
         let logger = self.logger
         let forcedExit = self.forcedExit
+        let fdStore = self.fdStore
+        let stopping = self.stopping.continuation
         return SignalHandling(
             onShutdown: { signal in
                 logger.notice("shutting down", metadata: ["signal": "\(signal)"])
+                fdStore.beginHandover()
+                stopping.yield()
                 notifier.stopping(status: "Shutting down (\(signal))")
                 deadline.start()
                 await serviceGroup.triggerGracefulShutdown()

@@ -69,6 +69,30 @@ final class DaemonControl: ControlResponder {
             } catch {
                 return .failure("\(name): refresh failed: \(error)")
             }
+        case .send(let request):
+            // The control socket's peer policy already allowed this client (root, the daemon's user or
+            // control_allow_gids), the same gate as every other operator command.
+            do {
+                let outcome = try await runtime.sinks.outbound.send(request)
+                let what = "\(request.upstream): \(request.size) bytes"
+                switch outcome {
+                case .sent: return .success(what + " sent" + (request.persist ? "; persisted for every later connect" : ""))
+                case .persistedForNextConnect: return .success(what + " persisted; not connected now, sent at the next connect")
+                }
+            } catch {
+                return .failure("send: \(error)")
+            }
+        case .unsend(let name, let message):
+            do {
+                guard try runtime.sinks.outbound.unsend(upstream: name, message: message) else {
+                    let list = runtime.sinks.outbound.persisted[name] ?? []
+                    return .failure("\(name): no such persisted message; persisted: "
+                                    + (list.isEmpty ? "none" : list.map { "\"\($0.display)\"" }.joined(separator: ", ")))
+                }
+                return .success("\(name): removed from the persisted messages (\(runtime.sinks.outbound.persisted[name]?.count ?? 0) left)")
+            } catch {
+                return .failure("unsend: \(error)")
+            }
         }
     }
 
@@ -76,9 +100,14 @@ final class DaemonControl: ControlResponder {
         let drivers = runtime.upstreams.drivers
         let now = ContinuousClock.now
         let meter = rates.withLockedValue { $0 }
-        return builder.build(
+        var report = builder.build(
             upstreams: drivers.map { ($0.settings, $0.status) }, credentials: runtime.credentials.snapshot(),
             sinks: runtime.sinks.snapshot(), summary: DaemonStatusBoard.line(board.snapshot), rates: meter, now: now)
+        let persisted = runtime.sinks.outbound.persisted
+        for index in report.upstreams.indices {
+            report.upstreams[index].persistedSends = persisted[report.upstreams[index].name]?.map(\.display)
+        }
+        return report
     }
 
     private func withUpstream(_ name: String, _ act: (UpstreamDriver) -> String) -> ControlReply {

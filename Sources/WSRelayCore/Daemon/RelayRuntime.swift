@@ -36,17 +36,23 @@ public final class RelayRuntime: Sendable {
     /// the upstreams. A thrown error is a startup error, reported as such.
     public static func open(
         configuration: Configuration, group: any EventLoopGroup, board: DaemonStatusBoard, forcedExit: ForcedExit,
-        environment: [String: String], logger: Logger, metrics: RelayMetrics = .disabled
+        environment: [String: String], logger: Logger, metrics: RelayMetrics = .disabled,
+        fdStore: FileDescriptorStore = .disabled
     ) async throws -> RelayRuntime {
+        if fdStore.isEnabled {
+            fdStore.previousCounters = CounterHandover.take(stateDir: configuration.daemon.stateDir, logger: logger)
+        }
         let sinks = try await SinkSet.open(
             configuration.sinks, upstreamNames: configuration.upstreams.map(\.name), group: group,
-            forcedExit: forcedExit, environment: environment, logger: logger,
+            forcedExit: forcedExit, environment: environment, logger: logger, fdStore: fdStore,
             onSubscribersChanged: { delta in board.update { $0.subscribers += delta } })
         let credentials = CredentialStore(
             settings: configuration.auth, stateDir: configuration.daemon.stateDir, environment: environment,
             group: group, logger: logger, metrics: metrics)
         let registry = UpstreamRegistry()
         let epochs = EpochReservation(stateDir: configuration.daemon.stateDir, logger: logger)
+        // Persisted sends are not configuration: one store for the life of the process, across reloads.
+        let persistedSends = PersistedSendStore(stateDir: configuration.daemon.stateDir, logger: logger)
         let makeDriver: @Sendable (UpstreamSettings, Configuration) -> UpstreamDriver = { settings, configuration in
             UpstreamDriver(
                 settings: settings,
@@ -61,13 +67,22 @@ public final class RelayRuntime: Sendable {
                 onStatusChange: { registry.publishSoon(to: board, on: group.any()) },
                 onMessages: { board.addMessages($0) },
                 metrics: metrics.upstream(named: settings.name),
-                epochs: epochs
+                epochs: epochs,
+                persistedSends: persistedSends
             )
         }
+        let drivers = configuration.upstreams.map { makeDriver($0, configuration) }
+        for driver in drivers {
+            // Subscribers kept across a restart see epoch and seq keep growing.
+            guard let counters = fdStore.previousCounters?.upstreams[driver.settings.name] else { continue }
+            driver.continueFrom(UpstreamState(name: driver.settings.name, phase: .idle, since: .now,
+                                              epoch: counters.epoch, messages: counters.seq))
+        }
         let fleet = UpstreamFleet(
-            drivers: configuration.upstreams.map { makeDriver($0, configuration) }, logger: logger,
+            drivers: drivers, logger: logger,
             onChange: { registry.publishSoon(to: board, on: group.any()) })
         registry.fleet = fleet
+        sinks.outbound.attach(fleet: fleet, store: persistedSends)
         registry.publish(to: board)
         return RelayRuntime(configuration: configuration, sinks: sinks, credentials: credentials, upstreams: fleet,
                             makeDriver: makeDriver, metrics: metrics, logger: logger)
@@ -78,6 +93,13 @@ public final class RelayRuntime: Sendable {
     /// clients close last.
     public var services: [any Service] {
         [CredentialStoreService(store: credentials), sinks, upstreams]
+    }
+
+    /// The counters to hand to the next process (after the upstreams finished).
+    public var counterHandover: CounterHandover {
+        CounterHandover(upstreams: Dictionary(
+            upstreams.drivers.map { ($0.settings.name, CounterHandover.Counters(epoch: $0.status.epoch, seq: $0.status.messages)) },
+            uniquingKeysWith: { first, _ in first }))
     }
 
     /// The configuration in effect (the last one applied).

@@ -28,6 +28,12 @@ public final class SystemdNotifier: Sendable {
     public func stopping(status: String) { send("STOPPING=1\nSTATUS=\(Self.oneLine(status))") }
     public func watchdog() { send("WATCHDOG=1") }
 
+    /// `EXTEND_TIMEOUT_USEC=`: the start or stop in progress may take `duration` longer from now.
+    public func extendTimeout(by duration: Duration) {
+        let usec = duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
+        send("EXTEND_TIMEOUT_USEC=\(usec)")
+    }
+
     /// Only the latest status matters; intermediate ones are dropped while a send is pending.
     public func status(_ text: String) {
         guard isEnabled else { return }

@@ -104,6 +104,28 @@ public struct EnvelopeEncoder: Sendable {
         buffer.writeBytes(line)
     }
 
+    /// `{"event":"restarted","pid":123,"epochs":{"market":8},"ts":"..."}`: the first line a subscriber kept
+    /// across a restart (file descriptor store) receives from the new process `pid`; `epochs` is the epoch of
+    /// each upstream's first connection in the new process (left out when the counters start again at 1).
+    public mutating func appendRestarted(pid: Int32, epochs: [(name: String, epoch: UInt64)]?, at time: WallClockTime,
+                                         to buffer: inout ByteBuffer) {
+        var line = Array("{\"event\":\"restarted\",\"pid\":".utf8)
+        Self.appendDecimal(UInt64(max(0, pid)), to: &line)
+        if let epochs {
+            line.append(contentsOf: ",\"epochs\":{".utf8)
+            for (index, entry) in epochs.enumerated() {
+                if index > 0 { line.append(UInt8(ascii: ",")) }
+                line.append(UInt8(ascii: "\""))
+                JSONStringEscaper.append(entry.name, to: &line)
+                line.append(contentsOf: "\":".utf8)
+                Self.appendDecimal(entry.epoch, to: &line)
+            }
+            line.append(UInt8(ascii: "}"))
+        }
+        appendTail(time, to: &line)
+        buffer.writeBytes(line)
+    }
+
     public mutating func appendDisconnected(
         upstream: String, epoch: UInt64, code: UInt16, reason: String, at time: WallClockTime, to buffer: inout ByteBuffer
     ) {

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -38,7 +39,10 @@ final class SubscriberStats: Sendable {
 ///   flush's write promise completes) and applies `slow_consumer`.
 /// - Incoming: `{"subscribe":[...]}` lines narrow or widen what it receives (answered with
 ///   `{"ok":"subscribe","upstreams":[...]}`); anything else is answered with `{"error":"..."}` and ignored.
-///   A line over 64 KiB is refused and skipped up to its newline.
+///   A line over 64 KiB is refused and skipped up to its newline. `{"send":...}` lines go upstream when the
+///   sink has `allow_send` (`UpstreamOutbound`).
+/// - File descriptor store (when systemd has one): the connection is stored under a name that carries its
+///   subscribe list and removed when it leaves; one taken back after a restart starts with a `restarted` line.
 final class SubscriberHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -67,10 +71,23 @@ final class SubscriberHandler: ChannelInboundHandler {
     private var input: ByteBuffer? = nil
     private var skippingLongLine = false
 
-    init(sink: UnixSocketSink) {
+    /// File descriptor store (see `StoredSocketName`): the name this connection is stored under, its
+    /// descriptor number once known, and the unique part of its name.
+    private var storedName: String? = nil
+    private var storedFD: Int32? = nil
+    private var storeID: String
+    private var lookingUpDescriptor = false
+    /// The connection was taken over from the previous process (its descriptor came from the store).
+    private let adopted: UnixSocketSink.AdoptedSubscriber?
+    /// The last close was a clean handover: everything queued was written, no line is torn.
+    private var handedOverCleanly = false
+
+    init(sink: UnixSocketSink, adopted: UnixSocketSink.AdoptedSubscriber? = nil) {
         self.sink = sink
         self.queue = SubscriberQueue(limit: sink.unix.queue, policy: sink.unix.slowConsumer)
         self.selection = sink.selection
+        self.adopted = adopted
+        self.storeID = adopted?.id ?? sink.nextStoreID()
     }
 
     // MARK: Lifecycle
@@ -95,11 +112,13 @@ final class SubscriberHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: line))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
+            if let adopted { sink.fdStore.remove(name: adopted.name) }
             return
         }
         guard let shard = sink.shard(for: context.eventLoop), shard.add(self) else {
             state = .closed
             context.close(promise: nil)
+            if let adopted { sink.fdStore.remove(name: adopted.name) }
             return
         }
         self.shard = shard
@@ -108,8 +127,54 @@ final class SubscriberHandler: ChannelInboundHandler {
         sink.subscriberJoined(stats)
         state = .active
         sink.logger.debug("unix sink \(sink.name): subscriber connected", metadata: [
-            "pid": "\(credentials.pid)", "uid": "\(credentials.uid)",
+            "pid": "\(credentials.pid)", "uid": "\(credentials.uid)", "adopted": "\(adopted != nil)",
         ])
+        if let adopted {
+            // Taken back from the store: it stays stored under its name; its filter comes with the name.
+            storedName = adopted.name
+            storedFD = adopted.fd
+            if !adopted.upstreams.isEmpty { applySubscription(adopted.upstreams) }
+            var buffer = ByteBufferAllocator().buffer(capacity: 96)
+            var encoder = EnvelopeEncoder()
+            encoder.appendRestarted(pid: getpid(), epochs: sink.fdStore.previousCounters?.nextEpochs, at: .now(), to: &buffer)
+            queue.admitUnconditionally(buffer.readableBytes)
+            write(buffer, bytes: buffer.readableBytes)
+            flush()
+        } else {
+            updateStore()
+        }
+    }
+
+    /// Keeps this connection in systemd's file descriptor store under the name that carries its current
+    /// filter (a changed filter is a new name: the old one is removed, the descriptor stored again).
+    private func updateStore() {
+        guard sink.fdStore.isEnabled, state == .active, let context else { return }
+        let wanted = StoredSocketName.subscriber(sink: sink.storeKey, id: storeID,
+                                                 upstreams: stats?.upstreams.withLockedValue { $0 } ?? []).fdName
+        guard wanted != storedName else { return }
+        if let old = storedName {
+            sink.fdStore.remove(name: old)
+            storedName = nil
+        }
+        guard let wanted else {
+            sink.logger.notice("unix sink \(sink.name): subscribe list too long for the file descriptor store; this subscriber is not kept across a restart")
+            return
+        }
+        if let fd = storedFD {
+            if sink.fdStore.store(fd, name: wanted) { storedName = wanted }
+            return
+        }
+        guard !lookingUpDescriptor else { return }  // the lookup stores the name current when it finishes
+        lookingUpDescriptor = true
+        SocketCookie.of(context.channel).assumeIsolated().whenComplete { result in
+            self.lookingUpDescriptor = false
+            guard self.state == .active, let cookie = try? result.get(), let fd = SocketCookie.descriptor(of: cookie) else {
+                self.sink.logger.warning("unix sink \(self.sink.name): cannot find a subscriber's descriptor for the file descriptor store")
+                return
+            }
+            self.storedFD = fd
+            self.updateStore()
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -124,6 +189,11 @@ final class SubscriberHandler: ChannelInboundHandler {
 
     private func leave() {
         state = .closed
+        if let name = storedName {
+            // Kept for the next process only when the daemon is handing over and nothing is half-written.
+            if !(sink.fdStore.isHandingOver && handedOverCleanly) { sink.fdStore.remove(name: name) }
+            storedName = nil
+        }
         shard?.remove(self)
         shard = nil
         heldWrite = nil
@@ -154,6 +224,7 @@ final class SubscriberHandler: ChannelInboundHandler {
         guard let context, state != .closed else { return }
         flush()
         if force || queue.queued == 0 {
+            handedOverCleanly = queue.queued == 0 && heldWrite == nil
             state = .closed
             context.close(promise: nil)
         } else {
@@ -252,6 +323,7 @@ final class SubscriberHandler: ChannelInboundHandler {
             flush()
         }
         if closeWhenEmpty && queue.queued == 0 && heldWrite == nil {
+            handedOverCleanly = true
             state = .closed
             context?.close(promise: nil)
         }
@@ -330,6 +402,40 @@ final class SubscriberHandler: ChannelInboundHandler {
             reply(SubscribeRequest.errorLine(failure.description))
         case .success(.subscribe(let names)):
             subscribe(names)
+        case .success(.send(let request)):
+            send(request)
+        }
+    }
+
+    /// The way back: only on a socket with `allow_send`, only to an upstream this socket carries (the peer
+    /// itself passed `allow_uids`/`allow_gids` when it connected, or it would not be `active`). Each request
+    /// is answered with an ack or an error line that names its upstream.
+    private func send(_ request: UpstreamSend) {
+        guard sink.unix.allowSend else {
+            reply(SubscribeRequest.sendErrorLine(request, .sendNotAllowed))
+            return
+        }
+        let snapshot = sink.directory.snapshot
+        guard let id = snapshot.id(of: request.upstream), sink.selection.contains(id) else {
+            let carried = sink.selection.names(in: snapshot)
+            let refusal: UpstreamSendRefusal = snapshot.id(of: request.upstream) == nil
+                ? .unknownUpstream(name: request.upstream, known: carried)
+                : .notCarried(name: request.upstream, carried: carried)
+            reply(SubscribeRequest.sendErrorLine(request, refusal))
+            return
+        }
+        sink.logger.info("unix sink \(sink.name): subscriber sends on \(request.upstream)", metadata: [
+            "pid": "\(credentials.pid)", "uid": "\(credentials.uid)", "bytes": "\(request.size)",
+            "persist": "\(request.persist)",
+        ])
+        guard let loop = context?.eventLoop else { return }
+        sink.outbound.send(request, on: loop).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let outcome):
+                self.reply(SubscribeRequest.sendOKLine(request, outcome: outcome))
+            case .failure(let error):
+                self.reply(SubscribeRequest.sendErrorLine(request, error as? UpstreamSendRefusal ?? .persistFailed("\(error)")))
+            }
         }
     }
 
@@ -354,5 +460,16 @@ final class SubscriberHandler: ChannelInboundHandler {
         }
         stats?.upstreams.withLockedValue { $0 = names }
         reply(SubscribeRequest.okLine(upstreams: selection.names(in: snapshot)))
+        updateStore()
+    }
+
+    /// A filter restored from the file descriptor store: names this socket no longer carries are left out
+    /// (none left means nothing, not everything: the subscriber asked for specific upstreams).
+    private func applySubscription(_ names: [String]) {
+        let snapshot = sink.directory.snapshot
+        selection = UpstreamSelection(ids: names.compactMap { name in
+            snapshot.id(of: name).flatMap { sink.selection.contains($0) ? $0 : nil }
+        })
+        stats?.upstreams.withLockedValue { $0 = names }
     }
 }

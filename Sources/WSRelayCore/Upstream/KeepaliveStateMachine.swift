@@ -76,6 +76,9 @@ public struct KeepaliveStateMachine: Sendable {
         case pongReceived(payload: [UInt8], now: ContinuousClock.Instant)
         /// The timer armed at the last `nextDeadline` fired.
         case timerFired(now: ContinuousClock.Instant)
+        /// Check the peer now instead of at the next slot (after a suspend/resume the connection is likely
+        /// dead and nobody knows yet): a ping at once, then the usual schedule from here.
+        case pingNow(now: ContinuousClock.Instant)
     }
 
     public enum Action: Sendable, Equatable {
@@ -168,20 +171,29 @@ public struct KeepaliveStateMachine: Sendable {
                 return die(.idleTimeout(idle))
             }
             if let due = nextPingAt, now >= due {
-                counter &+= 1
-                let payload = Self.pingPayload(counter: counter)
-                outstanding.append(SentPing(payload: payload, sentAt: now))
-                actions.append(.sendPing(payload: payload))
-                if let text = settings.appPing {
-                    actions.append(.sendAppPing(text))
-                }
+                ping(now: now, into: &actions)
                 // Keep the schedule on the grid from `opened`; skip slots missed by a late wake-up.
                 var next = due + settings.pingInterval
                 while next <= now { next += settings.pingInterval }
                 nextPingAt = next
             }
+
+        case .pingNow(let now):
+            guard phase == .open, pingsEnabled else { break }
+            ping(now: now, into: &actions)
+            nextPingAt = now + settings.pingInterval
         }
         return Output(actions: actions, nextDeadline: nextDeadline)
+    }
+
+    private mutating func ping(now: ContinuousClock.Instant, into actions: inout [Action]) {
+        counter &+= 1
+        let payload = Self.pingPayload(counter: counter)
+        outstanding.append(SentPing(payload: payload, sentAt: now))
+        actions.append(.sendPing(payload: payload))
+        if let text = settings.appPing {
+            actions.append(.sendAppPing(text))
+        }
     }
 
     private var pingsEnabled: Bool { settings.pingInterval > .zero }

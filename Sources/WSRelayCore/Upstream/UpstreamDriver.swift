@@ -63,6 +63,8 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     private let proxy: ProxyTarget?
     /// Metric handles of this upstream (`RelayMetrics.upstream(named:)`); no-ops when metrics are off.
     private let metrics: UpstreamMetrics
+    /// Messages local programs persisted (`UpstreamSend.persist`): sent after `subscribe` on every connect.
+    private let persistedSends: PersistedSendStore?
 
     // Loop-confined state.
     private var supervisor: UpstreamSupervisor
@@ -87,6 +89,9 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     private var pausers: Set<ObjectIdentifier> = []
     private var awaitingAuthOK: String?
     private let finishedPromise: EventLoopPromise<Void>
+    /// Send requests handed to the supervisor and not yet answered.
+    private var pendingSends: [UInt64: EventLoopPromise<UpstreamSendOutcome>] = [:]
+    private var sendID: UInt64 = 0
 
     /// Keeps epochs growing across restarts (nil in tests that do not care).
     private let epochs: EpochReservation?
@@ -105,9 +110,11 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         onStatusChange: @escaping @Sendable () -> Void,
         onMessages: @escaping @Sendable (UInt64) -> Void,
         metrics: UpstreamMetrics = .disabled,
-        epochs: EpochReservation? = nil
+        epochs: EpochReservation? = nil,
+        persistedSends: PersistedSendStore? = nil
     ) {
         self.metrics = metrics
+        self.persistedSends = persistedSends
         self.settings = settings
         self.loop = loop
         self.consumer = consumer
@@ -163,6 +170,30 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     public func pause() { onLoop { $0.handle(.pause(now: .now)) } }
     public func resume() { onLoop { $0.handle(.resume(now: .now)) } }
     public func reconnect() { onLoop { $0.handle(.reconnectRequested(now: .now)) } }
+
+    /// Pings the open connection now (after a suspend/resume): a dead peer is found within the pong timeout
+    /// instead of up to a whole ping interval later.
+    public func pingNow() {
+        onLoop { driver in
+            guard driver.connection != nil, driver.supervisor.status.phase == .open else { return }
+            driver.apply(driver.keepalive.handle(.pingNow(now: .now)))
+        }
+    }
+
+    /// Hands a send request to the supervisor (see `UpstreamSupervisor.Event.send`). `persisted`: the message
+    /// is already in the persisted list. Fails with `UpstreamSendRefusal`.
+    public func send(_ message: OutgoingMessage, persisted: Bool) -> EventLoopFuture<UpstreamSendOutcome> {
+        let promise = loop.makePromise(of: UpstreamSendOutcome.self)
+        onLoop { driver in
+            driver.sendID &+= 1
+            let id = driver.sendID
+            driver.pendingSends[id] = promise
+            driver.handle(.send(id: id, message: message, persisted: persisted, now: .now))
+            // The supervisor answers every send in the same step; this only guards against a bug there.
+            driver.pendingSends.removeValue(forKey: id)?.fail(UpstreamSendRefusal.unavailable)
+        }
+        return promise.futureResult
+    }
 
     public func pause(by token: ObjectIdentifier) {
         onLoop { driver in
@@ -238,6 +269,11 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
             retiring = nil
             consumer.unregister(upstream: settings.name)
             finishedPromise.succeed()
+        case .transmit(let message):
+            connection?.send(message)
+            logger.info("sent a message on request", metadata: ["epoch": "\(connectionEpoch)", "bytes": "\(message.size)"])
+        case .answerSend(let id, let result):
+            pendingSends.removeValue(forKey: id)?.completeWith(result.mapError { $0 as any Error })
         }
     }
 
@@ -408,6 +444,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
 
     private func sendSubscriptions(_ connection: UpstreamConnection) {
         for message in settings.subscribe { connection.send(message) }
+        for message in persistedSends?.messages(for: settings.name) ?? [] { connection.send(message) }
     }
 
     fileprivate func received(_ messages: [InboundMessage], epoch: UInt64) {

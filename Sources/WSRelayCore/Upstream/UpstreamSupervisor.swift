@@ -101,6 +101,10 @@ public struct UpstreamSupervisor: Sendable {
         case shutdown(now: ContinuousClock.Instant)
         /// A reload removed this upstream from the configuration.
         case removed(now: ContinuousClock.Instant)
+        /// A local program asks to send `message` on the connection (`UpstreamSend`, already checked against
+        /// the asker's permissions and the size limit). `persisted`: it is already in the persisted subscribe
+        /// list, so when there is no open connection it still goes out at the next connect.
+        case send(id: UInt64, message: OutgoingMessage, persisted: Bool, now: ContinuousClock.Instant)
     }
 
     public enum Action: Sendable, Equatable {
@@ -120,6 +124,10 @@ public struct UpstreamSupervisor: Sendable {
         case cancelTimer
         case log(Logger.Level, String)
         case finished
+        /// Write this message on the open connection (after everything already written to it).
+        case transmit(OutgoingMessage)
+        /// Answer the send request `id`.
+        case answerSend(id: UInt64, Result<UpstreamSendOutcome, UpstreamSendRefusal>)
     }
 
     /// Close code and reason sent when the daemon shuts down.
@@ -428,6 +436,17 @@ public struct UpstreamSupervisor: Sendable {
 
         case .removed(let now):
             return close(for: "removed", sending: Self.removedClose, now: now)
+
+        case .send(let id, let message, let persisted, _):
+            // Only an open connection takes a message now. Nothing is queued for a connection that does not
+            // exist yet: what a program sends is an answer to the session it sees (an application ping, a
+            // subscription for that session); replayed on a later session it could be wrong. `persist` is the
+            // way to say "on every connection".
+            if case .open = state {
+                return [.transmit(message), .answerSend(id: id, .success(.sent))]
+            }
+            if persisted { return [.answerSend(id: id, .success(.persistedForNextConnect))] }
+            return [.answerSend(id: id, .failure(.notConnected(name: settings.name, phase: phase.rawValue)))]
         }
     }
 
