@@ -34,6 +34,9 @@ public struct SimulatorScenario: Sendable, Equatable {
     /// Send nothing until `SimulatorServer.release()` (the benchmarks start the clock there, after every
     /// client and subscriber is in place, instead of racing the connection setup).
     public var hold = false
+    /// Number this connection's messages 1, 2, 3 … itself instead of from the server-wide counter, so every
+    /// connection gets the same sequence (two relays on one upstream, as for a relay pair).
+    public var same = false
 
     public init() {}
 
@@ -61,6 +64,7 @@ public struct SimulatorScenario: Sendable, Equatable {
             case "ignore_close": ignoreClose = value != "0"
             case "stamp": stamp = value != "0"
             case "hold": hold = value != "0"
+            case "same": same = value != "0"
             default: break
             }
         }
