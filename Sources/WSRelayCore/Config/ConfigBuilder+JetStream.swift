@@ -37,6 +37,7 @@ extension ConfigBuilder {
         let onFull = r.enumValue("on_full", OnFullPolicy.self)
         let dedupe = jetStreamDedupe(r)
 
+        if let subject { checkJetStreamSubjects(r, subject: subject, stream: stream, upstreams: upstreams) }
         guard let servers, !servers.isEmpty, let subject else { return nil }
         var s = JetStreamSinkSettings(servers: servers, subject: subject)
         s.stream = stream
@@ -47,23 +48,24 @@ extension ConfigBuilder {
         if let buffer { s.buffer = buffer }
         if let onFull { s.onFull = onFull }
         if let dedupe { s.dedupe = dedupe }
-        checkJetStreamSubjects(r, s, upstreams: upstreams)
         return s
     }
 
     /// Every subject the sink publishes to must be covered by the stream's subjects, or JetStream would not
     /// store it (publishes would fail with "no responders" forever).
-    private func checkJetStreamSubjects(_ r: TableReader, _ s: JetStreamSinkSettings, upstreams: [String]) {
+    private func checkJetStreamSubjects(
+        _ r: TableReader, subject template: SubjectTemplate, stream: JetStreamStreamSettings?, upstreams: [String]
+    ) {
         let names = upstreams.isEmpty ? upstreamInfo.compactMap(\.name) : upstreams
-        let streamSubjects = s.stream.map { $0.subjects ?? [s.subject.wildcard] }
+        let streamSubjects = stream.map { $0.subjects ?? [template.wildcard] }
         for name in names {
-            let subject = s.subject.render(upstream: name)
+            let subject = template.render(upstream: name)
             if let problem = SubjectTemplate.subjectProblem(subject) {
                 r.error("subject", "for upstream \"\(name)\": \(problem)")
             } else if let streamSubjects, !streamSubjects.contains(where: { NATSSubject.matches(subject, filter: $0) }) {
-                let key = s.stream?.subjects == nil ? "stream" : "stream.subjects"
-                r.error(key, "upstream \"\(name)\" publishes to \"\(subject)\", which the stream's subjects "
-                    + "\(streamSubjects) do not cover" + (s.stream?.subjects == nil ? "; set stream.subjects" : ""))
+                let path = stream?.subjects == nil ? r.keyPath("stream") : ConfigKeyPath.child(r.keyPath("stream"), "subjects")
+                diagnostics.error(path, "upstream \"\(name)\" publishes to \"\(subject)\", which the stream's subjects "
+                    + "\(streamSubjects) do not cover" + (stream?.subjects == nil ? "; set stream.subjects" : ""))
             }
         }
     }

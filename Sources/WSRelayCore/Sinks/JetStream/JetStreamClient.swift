@@ -22,7 +22,10 @@ final class JetStreamClient {
     private let ackWaitMilliseconds: Int64
     private var closed = false
 
-    /// Keeps the events object alive for as long as cnats may call back.
+    /// What cnats' callbacks reach through their closure pointer. cnats calls the closed handler (and may run
+    /// an ack handler) from its own threads after `natsConnection_Destroy` has returned, so the box is never
+    /// freed: it is silenced at close and then kept for the life of the process (a few dozen bytes per
+    /// connection the sink ever opened; connections are reopened only when cnats gives one up).
     final class EventsBox: Sendable {
         private let target: any JetStreamClientEvents
         /// Set before the client closes its connection: what cnats reports after that is not news.
@@ -56,6 +59,7 @@ final class JetStreamClient {
         try Self.check(natsOptions_Create(&options), "cannot create NATS options")
         defer { natsOptions_Destroy(options) }
         let box = Unmanaged.passRetained(EventsBox(events))
+        var connectionExists = false
         do throws(Failure) {
             try Self.configure(options!, settings: settings, name: name, box: box, environment: environment,
                                connectTimeout: connectTimeout)
@@ -66,6 +70,7 @@ final class JetStreamClient {
                     description: "cannot connect to \(settings.servers.joined(separator: ", ")): \(Self.describe(status))",
                     status: status)
             }
+            connectionExists = true
             var jsOptions = jsOptions()
             jsOptions_Init(&jsOptions)
             // Our own window bounds what is in flight; cnats' limit only guards against runaway memory, far
@@ -101,7 +106,13 @@ final class JetStreamClient {
             retainedBox = box
             ackWaitMilliseconds = Int64(Self.milliseconds(settings.ackTimeout))
         } catch {
-            box.release()
+            if connectionExists {
+                box.takeUnretainedValue().silenced.withLockedValue { $0 = true }  // not released: see EventsBox
+            } else {
+                // No connection came into being, so nothing can call back: the box can go (an unreachable
+                // cluster is retried every few seconds; those attempts must not leak).
+                box.release()
+            }
             throw error
         }
     }
@@ -126,6 +137,11 @@ final class JetStreamClient {
         // Reconnect for ever: the sink buffers (or blocks its upstreams) while the cluster is away.
         try check(natsOptions_SetMaxReconnect(options, -1), "cannot set reconnect attempts")
         try check(natsOptions_SetReconnectWait(options, 250), "cannot set the reconnect wait")
+        // No reconnect buffer (1 byte: 0 means cnats' default 8 MB). cnats would flush what it buffered while
+        // reconnecting before we can send again what was in flight at the disconnect, storing newer messages
+        // before older ones; instead a publish while reconnecting fails at once and the window sends it again,
+        // in order, after the reconnect.
+        try check(natsOptions_SetReconnectBufSize(options, 1), "cannot set the reconnect buffer")
         try check(natsOptions_SetPingInterval(options, 5_000), "cannot set the ping interval")
         try check(natsOptions_SetMaxPingsOut(options, 3), "cannot set the pings out")
         try check(natsOptions_SetDisconnectedCB(options, { nc, closure in
@@ -289,11 +305,10 @@ final class JetStreamClient {
     func close() {
         guard !closed else { return }
         closed = true
-        retainedBox.takeUnretainedValue().silenced.withLockedValue { $0 = true }
+        retainedBox.takeUnretainedValue().silenced.withLockedValue { $0 = true }  // never released: see EventsBox
         jsCtx_Destroy(context)
         natsConnection_Close(connection)
         natsConnection_Destroy(connection)
-        retainedBox.release()
     }
 
     // MARK: Helpers

@@ -153,7 +153,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
                 answersSinceReport += 1
             } else if window.failed(id, attempt: attempt) == .willRetry {
                 errors += 1
-                lastError = error
+                lastError = "publish not acknowledged: \(error ?? "no answer")"
                 failuresToReport.append(error ?? "no acknowledgement")
             }
             if publisherSleeping { signal.signal() }
@@ -161,13 +161,15 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
     }
 
     func disconnected(url: String?) {
-        signal.withLock {
+        let server = signal.withLock {
+            let server = url ?? connectedURL ?? jetstream.servers.joined(separator: ", ")
             connected = false
             connectedURL = nil
-            lastError = "disconnected from \(url ?? "the server")"
+            lastError = "disconnected from \(server)"
             signal.signal()
+            return server
         }
-        logger.warning("\(label): disconnected from \(url ?? "the server"); reconnecting, messages wait in the buffer")
+        logger.warning("\(label): disconnected from \(server); reconnecting, messages wait in the buffer")
     }
 
     func reconnected(url: String?) {
@@ -307,18 +309,24 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
                     window.failAllInFlight()
                 }
                 let now = ContinuousClock.now
+                // Sleep until signalled, or until the backoff lets the next attempt go when one is waiting.
+                var wake: ContinuousClock.Instant? = nil
                 if client == nil || !streamReady {
                     if stopRequest == .drain && window.isEmpty { return .finish }
                     if episode.mayRetry(now: now) { return .connect }
-                } else if connected && window.canSend && episode.mayRetry(now: now) {
-                    var entries: [PublishWindow<Item>.Entry] = []
-                    while entries.count < 256, let entry = window.next() { entries.append(entry) }
-                    return .publish(entries)
+                    wake = episode.retryAt
+                } else if connected && window.canSend {
+                    if episode.mayRetry(now: now) {
+                        var entries: [PublishWindow<Item>.Entry] = []
+                        while entries.count < 256, let entry = window.next() { entries.append(entry) }
+                        return .publish(entries)
+                    }
+                    wake = episode.retryAt
                 } else if stopRequest == .drain && window.isEmpty {
                     return .finish
                 }
                 publisherSleeping = true
-                signal.wait(until: episode.isActive ? episode.retryAt : nil)
+                signal.wait(until: wake)
                 publisherSleeping = false
             }
         }
