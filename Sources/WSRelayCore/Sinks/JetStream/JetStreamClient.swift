@@ -214,6 +214,11 @@ final class JetStreamClient {
     /// Returns nil when the publish was handed to cnats, or why it was not.
     func publish(subject: String, data: UnsafeRawBufferPointer, messageID: String, expectStream: String?,
                  register: (UInt) -> Void, unregister: (UInt) -> Void) -> String? {
+        // cnats notices a lost connection before our disconnect callback runs; a publish in between would go
+        // into its reconnect buffer (it takes one message even at size 1) and be flushed after the reconnect
+        // ahead of the older messages we send again. Checking here leaves only the instant between this
+        // check and cnats taking its lock.
+        guard natsConnection_Status(connection) == NATS_CONN_STATUS_CONNECTED else { return "not connected" }
         var message: OpaquePointer? = nil
         let created = natsMsg_Create(&message, subject, nil, data.baseAddress?.assumingMemoryBound(to: CChar.self),
                                      Int32(data.count))
