@@ -26,6 +26,14 @@ struct JetStreamSinkTests {
         jetStreamStatus(dir, sink: index)?.jetstream?.acknowledged ?? 0
     }
 
+    /// The client connection ids nats-server has now (monitoring endpoint `/connz`).
+    static func clientIDs(_ nats: NATSServer) -> [Int] {
+        guard let body = try? MetricsScrape.get(port: nats.monitorPort, path: "/connz").body,
+              let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
+              let connections = object["connections"] as? [[String: Any]] else { return [] }
+        return connections.compactMap { ($0["cid"] as? NSNumber)?.intValue }.sorted()
+    }
+
     /// `numbers` is exactly 1...count in order; otherwise says where it first differs.
     static func firstDifference(_ numbers: [Int], count: Int) -> String? {
         if numbers.count != count { return "read \(numbers.count) messages, expected \(count)" }
@@ -63,6 +71,22 @@ struct JetStreamSinkTests {
         #expect(status?.jetstream?.connectedServer == nats.url)
         #expect(status?.jetstream?.inFlight == 0)
         #expect(status?.dropped == 0)
+
+        // Reload with another sink added: the unchanged JetStream sink stays the same sink on the same
+        // connection (its counters go on; nats-server still sees the one client connection it had).
+        let before = Self.clientIDs(nats)
+        #expect(before.count == 1)
+        try (try String(contentsOfFile: daemon.configPath, encoding: .utf8) + """
+
+            [[sink]]
+            type = "file"
+            path = "\(dir.file("added.jsonl"))"
+            """).write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        let reload = try WSRelayProcess.run(["reload", "--config", daemon.configPath], directory: dir, name: "reload")
+        #expect(reload.status == 0, "\(reload.stdout)\(reload.stderr)")
+        #expect(eventually { ControlSocket.status(dir)?.sinks.count == 2 })
+        #expect(Self.acknowledged(dir) == UInt64(count), "the same sink, not a new one counting from zero")
+        #expect(Self.clientIDs(nats) == before, "the same NATS connection")
         #expect(daemon.stop() == 0)
 
         let (stored, data) = try NATSServer.readStream(url: nats.url, stream: "WSRELAY", in: dir)
@@ -332,40 +356,21 @@ struct JetStreamSinkTests {
 
 /// A TCP listener on 127.0.0.1 that accepts every connection and closes it at once (a server that hangs up).
 final class ClosingListener {
-    let port: Int
-    private let fd: Int32
-    private let thread: Thread
+    private let socket: ListeningTCPSocket
+    var port: Int { socket.port }
 
     init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        self.fd = fd
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(fd, 16) == 0 else { throw POSIXError(.EADDRINUSE) }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        port = Int(UInt16(bigEndian: address.sin_port))
-        let listener = fd
-        thread = Thread {
-            // Bounded: at most 10,000 connections, and it ends when the socket is shut down.
+        socket = try ListeningTCPSocket()
+        let listener = socket.fd
+        Thread {
+            // Bounded: at most 10,000 connections; it ends when the socket is shut down.
             for _ in 0..<10_000 {
                 let client = accept(listener, nil, nil)
                 if client < 0 { return }
                 close(client)
             }
-        }
-        thread.start()
+        }.start()
     }
 
-    deinit {
-        shutdown(fd, Int32(SHUT_RDWR))
-        close(fd)
-    }
+    deinit { shutdown(socket.fd, Int32(SHUT_RDWR)) }
 }

@@ -24,10 +24,7 @@ extension ConfigBuilder {
             s.caFile = t.absolutePath("ca_file")
             s.clientCert = t.absolutePath("client_cert")
             s.clientKey = t.absolutePath("client_key")
-            if t.contains("client_cert") != t.contains("client_key") {
-                let (given, missing) = t.contains("client_cert") ? ("client_cert", "client_key") : ("client_key", "client_cert")
-                t.error(missing, "\(given) is set but \(missing) is not: give both or neither")
-            }
+            requireClientCertificatePair(t)
             t.finish(allowed: ["ca_file", "client_cert", "client_key"])
             tls = s
         }
