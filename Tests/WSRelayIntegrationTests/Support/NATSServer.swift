@@ -64,9 +64,11 @@ final class NATSServer {
     /// Reads the whole stream with the nats-py consumer; the data of every stored message in order.
     static func readStream(url: String, stream: String, in directory: TemporaryDirectory) throws -> (messages: Int, data: [String]) {
         let out = directory.file("stream-\(UUID().uuidString).txt")
-        let result = try WSRelayProcess.runExternal(
-            PythonPeer.python, ["\(PythonPeer.root)/Tests/Peers/js_read.py", "read", url, stream, out],
-            directory: directory, name: "js-read")
+        let reader = try WSRelayProcess(["\(PythonPeer.root)/Tests/Peers/js_read.py", "read", url, stream, out],
+                                        directory: directory, name: "js-read", executable: PythonPeer.python)
+        // A safety net only: 100,000 messages take a few seconds, more on a loaded machine.
+        let status = reader.waitForExit(timeout: .seconds(150))
+        let result = (status: status, stdout: reader.stdout, stderr: reader.stderr)
         guard result.status == 0,
               let summary = try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
               let messages = (summary["messages"] as? NSNumber)?.intValue
