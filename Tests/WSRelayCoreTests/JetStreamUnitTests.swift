@@ -60,6 +60,24 @@ struct JetStreamConfigTests {
         S.expectError(jetstream("subject = \"a.{upstream}\"\npath = \"/x\""), at: "sink[0].path", "only valid for sink type \"file\"")
         S.expectError(S.upstream + "\n[[sink]]\ntype = \"jetstream\"\nsubject = \"a.{upstream}\"\nservers = [\"http://x:1\"]\n",
                       at: "sink[0].servers[0]", "nats://HOST:PORT")
+        S.expectError(S.upstream + "\n[[sink]]\ntype = \"jetstream\"\nsubject = \"a.{upstream}\"\n"
+                        + "servers = [\"tls://n1.example:4222\", \"tls://n2.example:4222\"]\n",
+                      at: "sink[0].tls.server_name", "different host names")
+    }
+
+    @Test func tlsVerifiesOneHostName() throws {
+        let c = try #require(S.load(jetstream("""
+            subject = "a.{upstream}"
+            tls = { ca_file = "/etc/ca.pem" }
+            """))).configuration
+        guard case .jetstream(let j) = c.sinks.first?.kind else { return }
+        #expect(j.usesTLS && j.verifiedHostName == "127.0.0.1")
+        var cluster = JetStreamSinkSettings(servers: ["tls://n1.example:4222", "tls://n2.example:4222"], subject: j.subject)
+        #expect(cluster.verifiedHostName == nil)
+        cluster.tls = JetStreamTLSSettings()
+        cluster.tls?.serverName = "nats.example"
+        #expect(cluster.verifiedHostName == "nats.example")
+        #expect(JetStreamSinkSettings.host(of: "nats://[::1]:4222") == "::1")
     }
 }
 

@@ -25,7 +25,8 @@ extension ConfigBuilder {
             s.clientCert = t.absolutePath("client_cert")
             s.clientKey = t.absolutePath("client_key")
             requireClientCertificatePair(t)
-            t.finish(allowed: ["ca_file", "client_cert", "client_key"])
+            s.serverName = t.string("server_name")
+            t.finish(allowed: ["ca_file", "client_cert", "client_key", "server_name"])
             tls = s
         }
         let maxInFlight = r.int("max_in_flight", range: 1...65_536)
@@ -45,6 +46,11 @@ extension ConfigBuilder {
         if let buffer { s.buffer = buffer }
         if let onFull { s.onFull = onFull }
         if let dedupe { s.dedupe = dedupe }
+        if s.usesTLS && s.verifiedHostName == nil {
+            diagnostics.error(ConfigKeyPath.child(r.keyPath("tls"), "server_name"),
+                "the servers have different host names and the NATS client verifies one name for all of them: "
+                    + "set tls.server_name to the name their certificates share")
+        }
         return s
     }
 

@@ -217,6 +217,7 @@ public enum ConfigRenderer {
             if let v = tls.caFile { fields.append("ca_file = \(TOMLText.quoted(v))") }
             if let v = tls.clientCert { fields.append("client_cert = \(TOMLText.quoted(v))") }
             if let v = tls.clientKey { fields.append("client_key = \(TOMLText.quoted(v))") }
+            if let v = tls.serverName { fields.append("server_name = \(TOMLText.quoted(v))") }
             w.set("tls", "{ " + fields.joined(separator: ", ") + " }")
         }
         if let s = j.stream {

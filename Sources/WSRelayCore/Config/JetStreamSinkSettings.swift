@@ -54,7 +54,31 @@ public struct JetStreamTLSSettings: Sendable, Equatable {
     public var caFile: String? = nil
     public var clientCert: String? = nil
     public var clientKey: String? = nil
+    /// The name the server certificates must carry; defaults to the servers' common host name.
+    public var serverName: String? = nil
     public init() {}
+}
+
+extension JetStreamSinkSettings {
+    /// TLS is on when a `tls` table is given or any server is `tls://`.
+    public var usesTLS: Bool { tls != nil || servers.contains { $0.lowercased().hasPrefix("tls://") } }
+
+    /// The host name every server certificate is checked against: cnats checks one name for all servers, so
+    /// it is `tls.server_name`, else the host the servers share (nil when they differ: a config error).
+    public var verifiedHostName: String? {
+        if let name = tls?.serverName { return name }
+        let hosts = Set(servers.map(Self.host(of:)))
+        return hosts.count == 1 ? hosts.first : nil
+    }
+
+    /// `nats://host:port` → `host` (brackets of an IPv6 literal removed).
+    static func host(of server: String) -> String {
+        var rest = Substring(server)
+        if let scheme = rest.range(of: "://") { rest = rest[scheme.upperBound...] }
+        if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") { return String(rest[rest.index(after: rest.startIndex)..<close]) }
+        if let colon = rest.lastIndex(of: ":") { rest = rest[..<colon] }
+        return String(rest)
+    }
 }
 
 /// What the `Nats-Msg-Id` of a message is made of; JetStream stores a message id once per duplicate window.

@@ -166,9 +166,12 @@ final class JetStreamClient {
             Unmanaged<EventsBox>.fromOpaque(closure).takeUnretainedValue().events.asyncError(text)
         }, closure), "cannot set the error handler")
 
-        let secure = settings.tls != nil || settings.servers.contains { $0.lowercased().hasPrefix("tls://") }
-        if secure {
+        if settings.usesTLS {
             try check(natsOptions_SetSecure(options, true), "cannot enable TLS")
+            // cnats checks the certificate's host name only when told which one (the config guarantees one).
+            if let name = settings.verifiedHostName {
+                try check(natsOptions_SetExpectedHostname(options, name), "tls.server_name \(name)")
+            }
             if let ca = settings.tls?.caFile {
                 try check(natsOptions_LoadCATrustedCertificates(options, ca), "tls.ca_file \(ca)")
             }
