@@ -184,3 +184,24 @@ struct JetStreamMessageIDTests {
         #expect(facts.mismatch(with: wanted)?.contains("stream.duplicate_window") == true)
     }
 }
+
+@Suite("JetStream sink: status")
+struct JetStreamStatusTests {
+    @Test func aFailingSinkComesFirstInStatusLine() {
+        var failing = SinkStatus(kind: .jetstream, name: "nats://10.0.0.1:4222/x.{upstream}", format: .envelope, upstreams: [])
+        failing.failing = true
+        failing.lastError = "cannot connect to nats://10.0.0.1:4222: No server available for connection"
+        failing.jetstream = .init(connectedServer: nil, inFlight: 0, pending: 12, acknowledged: 0, duplicates: 0, retried: 0)
+        var healthy = failing
+        healthy.failing = false
+        #expect(healthy.problem == nil)
+        #expect(SinkStatus(kind: .file, name: "/f", format: .envelope, upstreams: []).problem == nil)
+        var board = DaemonStatusBoard.Snapshot()
+        board.upstreamsConfigured = 1
+        board.upstreamsConnected = 1
+        board.sinkProblems = [failing.problem!]
+        #expect(DaemonStatusBoard.line(board)
+            == "1 sink failing (jetstream nats://10.0.0.1:4222/x.{upstream}: cannot connect to nats://10.0.0.1:4222: "
+            + "No server available for connection); 1/1 upstreams connected, 0 messages, 0 subscribers")
+    }
+}
