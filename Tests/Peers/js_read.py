@@ -13,15 +13,27 @@ import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 
+async def retrying(what):
+    """A cluster that just lost its stream leader answers nothing until it has elected another: retry,
+    at most 20 times, a second apart."""
+    for attempt in range(20):
+        try:
+            return await what()
+        except Exception:
+            if attempt == 19:
+                raise
+            await asyncio.sleep(1)
+
+
 async def read(url, stream, out):
     nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=5)
     js = nc.jetstream()
-    info = await js.stream_info(stream)
+    info = await retrying(lambda: js.stream_info(stream))
     total = info.state.messages
     config = ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL,
                             max_ack_pending=-1, inactive_threshold=60.0)
     subject = info.config.subjects[0]
-    sub = await js.pull_subscribe(subject, durable=None, stream=stream, config=config)
+    sub = await retrying(lambda: js.pull_subscribe(subject, durable=None, stream=stream, config=config))
     got = 0
     with open(out, "wb") as f:
         empty = 0
