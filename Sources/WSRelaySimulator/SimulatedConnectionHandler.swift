@@ -112,7 +112,7 @@ final class SimulatedConnectionHandler: ChannelInboundHandler {
                 batch = min(batch, Int(credit))
                 credit -= Double(batch)
             }
-            let first = recorder.nextNumbers(batch)
+            let first = scenario.same ? sentHere + 1 : recorder.nextNumbers(batch)
             if let rawFrames {
                 writeBatch(first: first, count: batch, to: rawFrames)
             } else {

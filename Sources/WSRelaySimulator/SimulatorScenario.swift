@@ -40,6 +40,9 @@ public struct SimulatorScenario: Sendable, Equatable {
     /// Text messages as market-data-like JSON (trades with varying prices, sizes and times) instead of a run
     /// of padding: compressible the way real feeds are, not a thousandfold.
     public var trades = false
+    /// Number this connection's messages 1, 2, 3 … itself instead of from the server-wide counter, so every
+    /// connection gets the same sequence (two relays on one upstream, as for a relay pair).
+    public var same = false
 
     public init() {}
 
@@ -69,6 +72,7 @@ public struct SimulatorScenario: Sendable, Equatable {
             case "hold": hold = value != "0"
             case "deflate": deflate = value != "0"
             case "trades": trades = value != "0"
+            case "same": same = value != "0"
             default: break
             }
         }

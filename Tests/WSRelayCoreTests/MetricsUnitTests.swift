@@ -175,7 +175,12 @@ import Testing
         let metrics = RelayMetrics(enabled: true)
         metrics.upstream(named: "a").observe(from: Self.state(.open), to: Self.state(.backingOff, disconnects: ["1006": 1]))
         _ = metrics.credential(named: "api")
-        let lines = Self.lines(metrics, sinks: [SinkStatus(kind: .unix, name: "/s", format: .envelope, upstreams: [])])
+        var jetstream = SinkStatus(kind: .jetstream, name: "nats://127.0.0.1:4222/x.{upstream}", format: .envelope, upstreams: [])
+        jetstream.jetstream = .init(connectedServer: "nats://127.0.0.1:4222", inFlight: 3, pending: 0, acknowledged: 9,
+                                    duplicates: 1, retried: 2)
+        let lines = Self.lines(metrics, sinks: [SinkStatus(kind: .unix, name: "/s", format: .envelope, upstreams: []), jetstream])
+        #expect(lines.contains(#"wsrelay_jetstream_retried_total{sink="nats://127.0.0.1:4222/x.{upstream}"} 2"#))
+        #expect(lines.contains(#"wsrelay_jetstream_connected{sink="nats://127.0.0.1:4222/x.{upstream}"} 1.0"#))
         for family in RelayMetricFamily.allCases {
             #expect(lines.contains("# TYPE \(family.name) \(family.kind.rawValue)"), "\(family.name)")
             #expect(lines.contains("# HELP \(family.name) \(family.help)"), "\(family.name)")

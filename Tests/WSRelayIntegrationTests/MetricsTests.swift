@@ -200,7 +200,11 @@ struct MetricsTextParserTests {
         var status = SinkStatus(kind: .unix, name: "/run/x.sock", format: .envelope, upstreams: [])
         status.bytesWritten = 10
         status.slowDisconnects = 1
-        let text = metrics.expositionText(sinks: [status, SinkStatus(kind: .file, name: "/var/log/a", format: .envelope, upstreams: [])])
+        var jetstream = SinkStatus(kind: .jetstream, name: "nats://127.0.0.1:4222/x.{upstream}", format: .envelope, upstreams: [])
+        jetstream.jetstream = .init(connectedServer: nil, inFlight: 0, pending: 0, acknowledged: 0, duplicates: 0, retried: 0)
+        let text = metrics.expositionText(sinks: [
+            status, SinkStatus(kind: .file, name: "/var/log/a", format: .envelope, upstreams: []), jetstream,
+        ])
         let parsed = try PrometheusText.parse(text)
         let declared = Set(RelayMetricFamily.allCases.map(\.name)).subtracting([RelayMetricFamily.upstreamDisconnects.name])
         #expect(Set(parsed.families.keys) == declared)

@@ -63,6 +63,8 @@ extension ConfigBuilder {
             kind = .stdout
         case "journal":
             kind = .journal
+        case "jetstream":
+            kind = jetStreamSink(r, upstreams: upstreams).map(SinkKind.jetstream)
         default:
             break
         }

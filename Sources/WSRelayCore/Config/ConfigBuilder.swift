@@ -100,10 +100,7 @@ final class ConfigBuilder {
         s.caFile = r.absolutePath("ca_file")
         s.clientCert = r.absolutePath("client_cert")
         s.clientKey = r.absolutePath("client_key")
-        if r.contains("client_cert") != r.contains("client_key") {
-            let (given, missing) = r.contains("client_cert") ? ("client_cert", "client_key") : ("client_key", "client_cert")
-            r.error(missing, "\(given) is set but \(missing) is not: give both or neither")
-        }
+        requireClientCertificatePair(r)
         if let v = r.bool("insecure_skip_verify") {
             s.insecureSkipVerify = v
             if v {
@@ -116,6 +113,14 @@ final class ConfigBuilder {
         s.serverName = r.string("server_name")
         r.finish(allowed: ConfigSchema.tls)
         return s
+    }
+
+    /// `client_cert` and `client_key` come together or not at all.
+    func requireClientCertificatePair(_ r: TableReader) {
+        if r.contains("client_cert") != r.contains("client_key") {
+            let (given, missing) = r.contains("client_cert") ? ("client_cert", "client_key") : ("client_key", "client_cert")
+            r.error(missing, "\(given) is set but \(missing) is not: give both or neither")
+        }
     }
 
     /// A table of extra HTTP headers, in file order.

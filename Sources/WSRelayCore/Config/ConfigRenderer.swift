@@ -154,6 +154,7 @@ public enum ConfigRenderer {
         case .unix: w.set("type", "\"unix\"")
         case .stdout: w.set("type", "\"stdout\"")
         case .journal: w.set("type", "\"journal\"")
+        case .jetstream: w.set("type", "\"jetstream\"")
         }
         w.set("upstreams", list(s.upstreams.map(TOMLText.quoted)))
         w.set("format", TOMLText.quoted(s.format.rawValue))
@@ -185,6 +186,50 @@ public enum ConfigRenderer {
             w.set("allow_send", u.allowSend ? "true" : "false")
         case .stdout, .journal:
             break
+        case .jetstream(let j):
+            renderJetStream(j, into: &w)
+        }
+    }
+
+    private static func renderJetStream(_ j: JetStreamSinkSettings, into w: inout Writer) {
+        w.set("servers", list(j.servers.map(TOMLText.quoted)))
+        w.set("subject", TOMLText.quoted(j.subject.template))
+        switch j.auth {
+        case .none: break
+        case .credentialsFile(let path): w.set("credentials_file", TOMLText.quoted(path))
+        case .nkey(let key, let seed):
+            w.set("nkey", TOMLText.quoted(key))
+            w.set("nkey_seed_file", TOMLText.quoted(seed))
+        case .userPassword(let user, let password):
+            w.set("user", TOMLText.quoted(user))
+            secret("password", password, into: &w)
+        case .token(let token): secret("token", token, into: &w)
+        }
+        w.set("max_in_flight", "\(j.maxInFlight)")
+        w.set("ack_timeout", duration(j.ackTimeout))
+        w.set("buffer", TOMLText.quoted(ByteSizeParser.format(j.buffer)))
+        w.set("on_full", TOMLText.quoted(j.onFull.rawValue))
+        switch j.dedupe {
+        case .none: w.set("dedupe", "\"none\"")
+        case .payload: w.set("dedupe", "\"payload\"")
+        case .jsonPointer(let p): w.set("dedupe", "{ json_pointer = \(TOMLText.quoted(p)) }")
+        }
+        if let tls = j.tls {
+            var fields: [String] = []
+            if let v = tls.caFile { fields.append("ca_file = \(TOMLText.quoted(v))") }
+            if let v = tls.clientCert { fields.append("client_cert = \(TOMLText.quoted(v))") }
+            if let v = tls.clientKey { fields.append("client_key = \(TOMLText.quoted(v))") }
+            if let v = tls.serverName { fields.append("server_name = \(TOMLText.quoted(v))") }
+            w.set("tls", "{ " + fields.joined(separator: ", ") + " }")
+        }
+        if let s = j.stream {
+            var fields = ["name = \(TOMLText.quoted(s.name))"]
+            if let v = s.subjects { fields.append("subjects = \(list(v.map(TOMLText.quoted)))") }
+            if let v = s.replicas { fields.append("replicas = \(v)") }
+            if let v = s.maxAge { fields.append("max_age = \(duration(v))") }
+            if let v = s.maxBytes { fields.append("max_bytes = \(TOMLText.quoted(ByteSizeParser.format(v)))") }
+            if let v = s.duplicateWindow { fields.append("duplicate_window = \(duration(v))") }
+            w.set("stream", "{ " + fields.joined(separator: ", ") + " }")
         }
     }
 

@@ -71,7 +71,7 @@ enum ConfigSchema {
 
     // MARK: sink
 
-    static let sinkTypes = ["file", "unix", "stdout", "journal"]
+    static let sinkTypes = ["file", "unix", "stdout", "journal", "jetstream"]
 
     static let sinkCommon: Set<String> = ["type", "upstreams", "format", "events"]
 
@@ -83,6 +83,11 @@ enum ConfigSchema {
         ],
         "stdout": [],
         "journal": [],
+        "jetstream": Set(
+            [
+                "servers", "subject", "stream", "credentials_file", "nkey", "nkey_seed_file", "user", "tls",
+                "max_in_flight", "ack_timeout", "buffer", "on_full", "dedupe",
+            ] + secretKeys("password") + secretKeys("token")),
     ]
 
     static var sinkAll: Set<String> {

@@ -288,6 +288,7 @@ public enum SinkKind: Sendable, Equatable {
     case unix(UnixSinkSettings)
     case stdout
     case journal
+    case jetstream(JetStreamSinkSettings)
 }
 
 public struct SinkSettings: Sendable, Equatable {

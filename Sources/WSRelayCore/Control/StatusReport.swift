@@ -95,6 +95,17 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var pausingUpstreams: Bool
         public var slowDisconnects: UInt64
         public var subscribers: [Subscriber]
+        /// JetStream sinks only.
+        public var jetstream: JetStream? = nil
+    }
+
+    public struct JetStream: Codable, Sendable, Equatable {
+        public var connectedServer: String?
+        public var inFlight: Int
+        public var pending: Int
+        public var acknowledged: UInt64
+        public var duplicates: UInt64
+        public var retried: UInt64
     }
 
     public var daemon: DaemonInfo

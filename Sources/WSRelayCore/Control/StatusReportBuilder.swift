@@ -69,6 +69,11 @@ struct StatusReportBuilder: Sendable {
                         pid: sub.pid, uid: sub.uid, gid: sub.gid, connectedAt: sub.connectedAt.rfc3339,
                         queuedBytes: sub.queuedBytes, queueCapacity: sub.queueCapacity,
                         bytesWritten: sub.bytesWritten, dropped: sub.dropped, upstreams: sub.upstreams)
+                },
+                jetstream: s.jetstream.map { j in
+                    StatusReport.JetStream(
+                        connectedServer: j.connectedServer, inFlight: j.inFlight, pending: j.pending,
+                        acknowledged: j.acknowledged, duplicates: j.duplicates, retried: j.retried)
                 })
         }
         return StatusReport(

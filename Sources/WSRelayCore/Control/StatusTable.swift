@@ -74,6 +74,17 @@ public enum StatusTable {
             }
             out += table(rows)
         }
+        let jetstreams = report.sinks.compactMap { sink in sink.jetstream.map { (sink, $0) } }
+        if !jetstreams.isEmpty {
+            out.append("")
+            out.append("JETSTREAM")
+            var rows = [["SINK", "SERVER", "IN FLIGHT", "PENDING", "ACKED", "DUPLICATES", "RETRIED", "LAST ERROR"]]
+            for (sink, j) in jetstreams {
+                rows.append([sink.name, j.connectedServer ?? "DISCONNECTED", "\(j.inFlight)", "\(j.pending)",
+                             "\(j.acknowledged)", "\(j.duplicates)", "\(j.retried)", sink.lastError ?? "-"])
+            }
+            out += table(rows)
+        }
         return out.joined(separator: "\n") + "\n"
     }
 

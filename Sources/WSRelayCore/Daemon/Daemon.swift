@@ -78,7 +78,10 @@ public final class Daemon {
             return startupFailed("\(error)")
         }
 
-        var services: [any Service] = [StatusReporter(board: board, notifier: notifier)]
+        var services: [any Service] = [
+            StatusReporter(board: board, notifier: notifier,
+                           sinkProblems: { [sinks = runtime.sinks] in sinks.snapshot().compactMap(\.problem) })
+        ]
         if let metricsService { services.insert(metricsService, at: 0) }  // first up, last down
         if let interval = SystemdNotifier.watchdogInterval() {
             services.append(WatchdogService(group: group, notifier: notifier, interval: interval, logger: logger))

@@ -12,6 +12,8 @@ public final class DaemonStatusBoard: Sendable {
         public var subscribers = 0
         /// The worst current problem, named first in the line (e.g. "market: 401 refresh failed").
         public var problems: [String] = []
+        /// Sinks that cannot deliver right now (e.g. "jetstream nats://…/x.{upstream}: disconnected").
+        public var sinkProblems: [String] = []
     }
 
     private let state = NIOLockedValueBox(Snapshot())
@@ -46,6 +48,11 @@ public final class DaemonStatusBoard: Sendable {
             text = "\(s.upstreamsConnected)/\(s.upstreamsConfigured) upstreams connected"
         }
         text += ", \(s.messages) messages, \(s.subscribers) subscriber\(s.subscribers == 1 ? "" : "s")"
+        if !s.sinkProblems.isEmpty {
+            // A sink that cannot deliver loses or holds back data: named before everything else.
+            let count = s.sinkProblems.count
+            text = "\(count) sink\(count == 1 ? "" : "s") failing (\(s.sinkProblems.joined(separator: "; "))); " + text
+        }
         return text
     }
 }

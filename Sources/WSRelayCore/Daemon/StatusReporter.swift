@@ -6,6 +6,8 @@ struct StatusReporter: Service {
     let board: DaemonStatusBoard
     let notifier: SystemdNotifier
     var countRefresh: Duration = .seconds(5)
+    /// Problems of the sinks, read on every periodic tick (sinks do not report to the board themselves).
+    var sinkProblems: @Sendable () -> [String] = { [] }
 
     func run() async throws {
         guard notifier.isEnabled else {
@@ -15,13 +17,15 @@ struct StatusReporter: Service {
         let board = self.board
         let notifier = self.notifier
         let refresh = countRefresh
+        let sinkProblems = self.sinkProblems
         var last = DaemonStatusBoard.line(board.snapshot)
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 // Periodic tick so counters reach STATUS= even without state changes.
                 while !Task.isCancelled {
                     try? await Task.sleep(for: refresh)
-                    board.update { _ in }
+                    let problems = sinkProblems()
+                    board.update { $0.sinkProblems = problems }
                 }
             }
             for await _ in board.changeStream.cancelOnGracefulShutdown() {

@@ -23,6 +23,12 @@ public enum RelayMetricFamily: String, CaseIterable, Sendable {
     case subscribers = "wsrelay_subscribers"
     case subscriberSlowDisconnects = "wsrelay_subscriber_slow_disconnects_total"
 
+    case jetstreamConnected = "wsrelay_jetstream_connected"
+    case jetstreamInFlight = "wsrelay_jetstream_in_flight_messages"
+    case jetstreamAcknowledged = "wsrelay_jetstream_acknowledged_total"
+    case jetstreamDuplicates = "wsrelay_jetstream_duplicates_total"
+    case jetstreamRetried = "wsrelay_jetstream_retried_total"
+
     public enum Kind: String, Sendable {
         case counter, gauge, histogram
     }
@@ -31,7 +37,8 @@ public enum RelayMetricFamily: String, CaseIterable, Sendable {
 
     public var kind: Kind {
         switch self {
-        case .buildInfo, .startTime, .upstreamUp, .sinkBuffered, .subscribers: return .gauge
+        case .buildInfo, .startTime, .upstreamUp, .sinkBuffered, .subscribers, .jetstreamConnected, .jetstreamInFlight:
+            return .gauge
         case .upstreamPingRTT: return .histogram
         default: return .counter
         }
@@ -46,6 +53,8 @@ public enum RelayMetricFamily: String, CaseIterable, Sendable {
         case .credentialRefreshes: return ["credential", "outcome"]
         case .sinkBytesWritten, .sinkWrites, .sinkDropped, .sinkWriteErrors, .sinkBuffered: return ["sink", "type"]
         case .subscribers, .subscriberSlowDisconnects: return ["sink"]
+        case .jetstreamConnected, .jetstreamInFlight, .jetstreamAcknowledged, .jetstreamDuplicates, .jetstreamRetried:
+            return ["sink"]
         }
     }
 
@@ -86,6 +95,16 @@ public enum RelayMetricFamily: String, CaseIterable, Sendable {
             return "Subscribers connected to the socket sink."
         case .subscriberSlowDisconnects:
             return "Subscribers disconnected because they did not keep up."
+        case .jetstreamConnected:
+            return "1 while the JetStream sink is connected to a server, else 0."
+        case .jetstreamInFlight:
+            return "Messages the JetStream sink published that the stream has not acknowledged yet."
+        case .jetstreamAcknowledged:
+            return "Messages the stream acknowledged (stored, or already stored under the same message id)."
+        case .jetstreamDuplicates:
+            return "Acknowledgements that said the stream already had the message id (not stored again)."
+        case .jetstreamRetried:
+            return "Publishes sent again after an ack timeout, an error or a reconnect."
         }
     }
 

@@ -16,6 +16,7 @@ struct SinkMetricsExporter: Sendable {
         let buffered: Gauge
         let subscribers: Gauge?
         let slowDisconnects: Counter?
+        let jetstream: JetStreamSeries?
         var last = SinkStatus(kind: .file, name: "", format: .envelope, upstreams: [])
 
         init(_ status: SinkStatus, factory: any MetricsFactory) {
@@ -37,6 +38,7 @@ struct SinkMetricsExporter: Sendable {
                 subscribers = nil
                 slowDisconnects = nil
             }
+            jetstream = status.kind == .jetstream ? JetStreamSeries(sink: status.name, factory: factory) : nil
         }
 
         mutating func update(_ status: SinkStatus) {
@@ -47,6 +49,7 @@ struct SinkMetricsExporter: Sendable {
             buffered.record(status.bufferedBytes)
             subscribers?.record(status.subscribers.count)
             if let slowDisconnects { Self.advance(slowDisconnects, from: last.slowDisconnects, to: status.slowDisconnects) }
+            if let jetstream, let now = status.jetstream { jetstream.update(now, last: last.jetstream) }
             last = status
         }
 
@@ -55,11 +58,44 @@ struct SinkMetricsExporter: Sendable {
             buffered.destroy()
             subscribers?.destroy()
             slowDisconnects?.destroy()
+            jetstream?.destroy()
         }
 
         static func advance(_ counter: Counter, from old: UInt64, to new: UInt64) {
             let added = new >= old ? new - old : new
             if added > 0 { counter.increment(by: Int64(clamping: added)) }
+        }
+    }
+
+    /// The JetStream sink's own series (connection and in-flight window).
+    private struct JetStreamSeries: Sendable {
+        let connected: Gauge
+        let inFlight: Gauge
+        let acknowledged: Counter
+        let duplicates: Counter
+        let retried: Counter
+
+        init(sink: String, factory: any MetricsFactory) {
+            let dimensions = [("sink", sink)]
+            connected = Gauge(label: RelayMetricFamily.jetstreamConnected.name, dimensions: dimensions, factory: factory)
+            inFlight = Gauge(label: RelayMetricFamily.jetstreamInFlight.name, dimensions: dimensions, factory: factory)
+            acknowledged = Counter(label: RelayMetricFamily.jetstreamAcknowledged.name, dimensions: dimensions, factory: factory)
+            duplicates = Counter(label: RelayMetricFamily.jetstreamDuplicates.name, dimensions: dimensions, factory: factory)
+            retried = Counter(label: RelayMetricFamily.jetstreamRetried.name, dimensions: dimensions, factory: factory)
+        }
+
+        func update(_ now: SinkStatus.JetStream, last: SinkStatus.JetStream?) {
+            connected.record(now.connectedServer == nil ? 0 : 1)
+            inFlight.record(now.inFlight)
+            Series.advance(acknowledged, from: last?.acknowledged ?? 0, to: now.acknowledged)
+            Series.advance(duplicates, from: last?.duplicates ?? 0, to: now.duplicates)
+            Series.advance(retried, from: last?.retried ?? 0, to: now.retried)
+        }
+
+        func destroy() {
+            connected.destroy()
+            inFlight.destroy()
+            for counter in [acknowledged, duplicates, retried] { counter.destroy() }
         }
     }
 

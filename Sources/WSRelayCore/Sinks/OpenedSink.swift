@@ -6,6 +6,7 @@ enum OpenedSink: Sendable {
     case stdout(StdoutSink)
     case unix(UnixSocketSink)
     case journal(JournalSink)
+    case jetstream(JetStreamSink)
 
     var settings: SinkSettings {
         switch self {
@@ -13,6 +14,7 @@ enum OpenedSink: Sendable {
         case .stdout(let sink): sink.settings
         case .unix(let sink): sink.settings
         case .journal(let sink): sink.settings
+        case .jetstream(let sink): sink.settings
         }
     }
 
@@ -22,6 +24,7 @@ enum OpenedSink: Sendable {
         case .stdout(let sink): sink
         case .unix(let sink): sink
         case .journal(let sink): sink
+        case .jetstream(let sink): sink
         }
     }
 
@@ -30,13 +33,16 @@ enum OpenedSink: Sendable {
         case .file(let sink): sink
         case .stdout(let sink): sink
         case .unix(let sink): sink
-        case .journal: nil
+        case .journal, .jetstream: nil
         }
     }
 
     var eventSink: (any RelayEventSink)? {
-        if case .journal(let sink) = self { return sink }
-        return nil
+        switch self {
+        case .journal(let sink): return sink
+        case .jetstream(let sink): return sink
+        default: return nil
+        }
     }
 
     var status: SinkStatus {
@@ -45,6 +51,7 @@ enum OpenedSink: Sendable {
         case .stdout(let sink): sink.status
         case .unix(let sink): sink.status
         case .journal(let sink): sink.status
+        case .jetstream(let sink): sink.status
         }
     }
 
@@ -62,6 +69,7 @@ enum OpenedSink: Sendable {
         switch self {
         case .file(let sink): sink.writer.requestStop(.abort)
         case .unix(let sink): await sink.closeWithoutRunning()
+        case .jetstream(let sink): sink.closeWithoutRunning()
         case .stdout, .journal: break
         }
     }

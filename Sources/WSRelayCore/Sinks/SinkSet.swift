@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Logging
 import NIOConcurrencyHelpers
@@ -101,6 +102,11 @@ public final class SinkSet: Service, Sendable {
                         outbound: outbound, fdStore: fdStore, logger: logger, onSubscribersChanged: onSubscribersChanged)))
                 case .journal:
                     opened.append(.journal(JournalSink(settings: sink, directory: directory, logger: logger)))
+                case .jetstream(let jetstream):
+                    // Connects on its own thread once running: an unreachable cluster is not a startup error.
+                    opened.append(.jetstream(JetStreamSink(
+                        settings: sink, jetstream: jetstream, directory: directory, registry: registry,
+                        environment: ProcessInfo.processInfo.environment, logger: logger)))
                 }
             }
         } catch {

@@ -1,7 +1,32 @@
 /// Numbers one sink reports for status output and metrics; a snapshot, taken without stopping anything.
 public struct SinkStatus: Sendable, Equatable {
     public enum Kind: String, Sendable, Equatable {
-        case file, unix, stdout, journal
+        case file, unix, stdout, journal, jetstream
+    }
+
+    /// What only a JetStream sink has: its connection and the in-flight window.
+    public struct JetStream: Sendable, Equatable {
+        /// The server connected now; nil while disconnected.
+        public var connectedServer: String?
+        /// Published, not yet acknowledged.
+        public var inFlight: Int
+        /// Received, not yet published (including messages waiting to be sent again).
+        public var pending: Int
+        public var acknowledged: UInt64
+        /// Acknowledged as duplicates (the stream already had that message id).
+        public var duplicates: UInt64
+        /// Publishes sent again after a timeout, an error or a reconnect.
+        public var retried: UInt64
+
+        public init(connectedServer: String?, inFlight: Int, pending: Int, acknowledged: UInt64, duplicates: UInt64,
+                    retried: UInt64) {
+            self.connectedServer = connectedServer
+            self.inFlight = inFlight
+            self.pending = pending
+            self.acknowledged = acknowledged
+            self.duplicates = duplicates
+            self.retried = retried
+        }
     }
 
     public var kind: Kind
@@ -30,6 +55,8 @@ public struct SinkStatus: Sendable, Equatable {
     public var subscribers: [SubscriberStatus] = []
     /// Unix sockets: subscribers disconnected because they were too slow, since start.
     public var slowDisconnects: UInt64 = 0
+    /// JetStream sinks only.
+    public var jetstream: JetStream? = nil
 
     public init(kind: Kind, name: String, format: SinkFormat, upstreams: [String]) {
         self.kind = kind
@@ -63,5 +90,16 @@ public struct SubscriberStatus: Sendable, Equatable {
         self.bytesWritten = bytesWritten
         self.dropped = dropped
         self.upstreams = upstreams
+    }
+}
+
+extension SinkStatus {
+    /// One phrase for `STATUS=` when the sink cannot deliver now; nil when it can. Only JetStream sinks report
+    /// here: their failures (an unreachable cluster, a stream mismatch) last, while file errors are retried
+    /// within milliseconds and show in `wsrelay status`.
+    public var problem: String? {
+        guard let jetstream, failing else { return nil }
+        if jetstream.connectedServer == nil { return "jetstream \(name): \(lastError ?? "not connected")" }
+        return "jetstream \(name): \(lastError ?? "failing")"
     }
 }
