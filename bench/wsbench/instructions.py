@@ -33,8 +33,18 @@ COUNTS = {
 TOP = 12
 
 
-def callgrind_prefix(out_file):
-    return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", "--dump-instr=no", "--collect-jumps=no"]
+def sigsuspend_shim(ctx):
+    """bench/valgrind/sigsuspend_copy.c built into the scratch directory (see there why valgrind needs it)."""
+    target = os.path.join(ctx.root, "sigsuspend_copy.so")
+    if not os.path.exists(target):
+        source = os.path.join(ctx.bench_dir, "valgrind", "sigsuspend_copy.c")
+        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", target, source], check=True)
+    return target
+
+
+def callgrind_prefix(ctx, out_file):
+    return ["env", f"LD_PRELOAD={sigsuspend_shim(ctx)}", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
+            "--dump-instr=no", "--collect-jumps=no"]
 
 
 def read_profile(path):
@@ -117,7 +127,7 @@ def run_pair(ctx, relay, sink, size, n0, n, source):
     for count in (n0, n):
         out = os.path.join(ctx.root, f"callgrind.{relay}.{sink}.{size}.{source}.{count}.out")
         log(f"instructions: {relay} {sink} {count:,} x {size} B from {source} under callgrind ...")
-        r = throughput.run_case(ctx, relay, sink, count, size, source, wrapper=callgrind_prefix(out))
+        r = throughput.run_case(ctx, relay, sink, count, size, source, wrapper=callgrind_prefix(ctx, out))
         if not r.get("ok") or not os.path.exists(out):
             result.update(ok=False, note=f"{count} messages: {r.get('note') or 'no callgrind output'}")
             return result
