@@ -230,7 +230,8 @@ def instructions_section(results):
              "kernel's work inside syscalls (copies into the page cache and socket buffers), waiting, cache misses. "
              "Under callgrind the relay is the slowest process, so every read finds a full socket buffer (the flood "
              "regime). The relay binaries are release builds with DWARF 4 debug info (`-Xswiftc -dwarf-version=4 "
-             "-Xcc -gdwarf-4`, scratch path `.build-callgrind`): valgrind 3.19 cannot read the default DWARF 5.", "",
+             "-Xcc -gdwarf-4`, scratch path `.build-callgrind`), run with `bench/valgrind/sigsuspend_copy.c` preloaded "
+             "(valgrind 3.19 otherwise crashes in every Swift async-main program's `dispatch_main`).", "",
              "| case | source | N0 → N | wsrelay instructions / message | websocat instructions / message | websocat ÷ wsrelay |",
              "|---|---|---|---|---|---|"]
     for r in rows:
