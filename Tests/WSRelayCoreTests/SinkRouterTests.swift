@@ -133,7 +133,10 @@ struct SinkRouterTests {
         builder.endLine(upstream: 1, isEvent: false, seq: 1)
         builder.bytes.writeString("y\n")
         builder.endLine(upstream: 65, isEvent: true, seq: 0)
-        let batch = builder.finish()
+        var batches: [EncodedBatch] = []
+        builder.forEachBatch { batches.append($0) }
+        #expect(batches.count == 1)
+        let batch = batches[0]
         #expect(batch.isWhollyWanted(by: .all, events: true))
         #expect(!batch.isWhollyWanted(by: .all, events: false))
         #expect(!batch.isWhollyWanted(by: UpstreamSelection(ids: [1, 65]), events: true), "ids >= 64 take the slow path")
