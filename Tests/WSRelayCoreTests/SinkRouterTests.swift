@@ -55,6 +55,25 @@ struct SinkRouterTests {
         #expect(r1.text == "x\ny\n")
     }
 
+    /// A read burst of 64 × 4 KiB is just over 256 KiB of raw lines; one buffer for it would be rounded up
+    /// to 512 KiB, and a sink holding it would pin twice what it counts against its `buffer`.
+    @Test(arguments: [(64, 4096), (16, 4096), (700, 100), (3, 100_000), (1, 1)])
+    func rawBatchBuffersUseUpTheirCapacity(messages: Int, size: Int) {
+        let directory = UpstreamDirectory(names: ["a"])
+        let raw = SinkRecordingLineSink(format: .raw)
+        let router = MessageRouter(directory: directory, registry: FlowControlRegistry(), lineSinks: [raw], eventSinks: [])
+        let payload = String(repeating: "x", count: size)
+        router.deliver((1...messages).map { Self.msg("a", UInt64($0), payload) })
+        let batches = raw.batches.withLockedValue { $0 }
+        let lineBytes = messages * (size + 1)
+        #expect(batches.reduce(0) { $0 + $1.bytes.readableBytes } == lineBytes)
+        #expect(batches.reduce(0) { $0 + $1.entries.count } == messages)
+        let capacity = batches.reduce(0) { $0 + $1.bytes.capacity }
+        #expect(capacity <= lineBytes + lineBytes / 4 + EncodedBatchBuilder.slack + size,
+                "\(batches.count) buffers with \(capacity) bytes of capacity for \(lineBytes) bytes of lines")
+        #expect(raw.text == String(repeating: payload + "\n", count: messages))
+    }
+
     @Test func filtersByUpstreamAndSlicesAtLineBoundaries() {
         let directory = UpstreamDirectory(names: ["a", "b", "c"])
         let onlyB = SinkRecordingLineSink(format: .raw, selection: UpstreamSelection(names: ["b"], directory: directory))
@@ -114,7 +133,10 @@ struct SinkRouterTests {
         builder.endLine(upstream: 1, isEvent: false, seq: 1)
         builder.bytes.writeString("y\n")
         builder.endLine(upstream: 65, isEvent: true, seq: 0)
-        let batch = builder.finish()
+        var batches: [EncodedBatch] = []
+        builder.forEachBatch { batches.append($0) }
+        #expect(batches.count == 1)
+        let batch = batches[0]
         #expect(batch.isWhollyWanted(by: .all, events: true))
         #expect(!batch.isWhollyWanted(by: .all, events: false))
         #expect(!batch.isWhollyWanted(by: UpstreamSelection(ids: [1, 65]), events: true), "ids >= 64 take the slow path")

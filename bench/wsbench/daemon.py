@@ -41,7 +41,8 @@ def oauth2_section(name, token_url, refresh_token_file):
 class Daemon:
     """`wsrelay run --config FILE`, ready when it sends READY=1 on the notify socket we give it."""
 
-    def __init__(self, binary, workdir, config_text, ready_timeout=120):
+    def __init__(self, binary, workdir, config_text, ready_timeout=120, wrapper=()):
+        """`wrapper` is a command prefix for `run` (e.g. valgrind's), not for `check-config`."""
         self.config = f"{workdir}/wsrelay.toml"
         with open(self.config, "w") as f:
             f.write(config_text)
@@ -57,7 +58,8 @@ class Daemon:
         self.log_path = f"{workdir}/wsrelay.log"
         self._log = open(self.log_path, "w")
         env = dict(os.environ, NOTIFY_SOCKET=notify_path)
-        self.process = subprocess.Popen([binary, "run", "--config", self.config], stdin=subprocess.DEVNULL,
+        self.stop_timeout = 120 if wrapper else 30
+        self.process = subprocess.Popen(list(wrapper) + [binary, "run", "--config", self.config], stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=self._log, env=env)
         self.pid = self.process.pid
         wait_for(self._is_ready, ready_timeout, "wsrelay's READY=1", interval=0.02)
@@ -78,7 +80,7 @@ class Daemon:
         return self._ready.is_set()
 
     def stop(self):
-        code = stop(self.process, timeout=30)
+        code = stop(self.process, timeout=self.stop_timeout)
         self._closed = True
         self._notify.close()
         self._log.close()

@@ -10,15 +10,17 @@ import sys
 import tempfile
 import time
 
-from . import environment, idle, latency, report, storm, throughput
+from . import environment, idle, instructions, latency, report, simulator, storm, throughput
 from .procs import log, machine_load
 
 SCALES = {
     # name: (small messages, large messages, latency seconds, idle connection counts, idle window, storm size)
-    "full": dict(small=(1_000_000, 100), large=(200_000, 4096), latency_s=10, idle=(1000, 10000), window=60, storm=1000),
+    "full": dict(small=(1_000_000, 100), large=(200_000, 4096), latency_s=10, idle=(1000, 5000, 10000, 18000), window=60, storm=1000),
     "quick": dict(small=(100_000, 100), large=(20_000, 4096), latency_s=3, idle=(100,), window=10, storm=100),
 }
-SECTIONS = ("throughput", "latency", "idle", "storm")
+SECTIONS = ("throughput", "latency", "idle", "storm", "instructions")
+# What a run without --only runs (instructions per message needs the callgrind build: `bench/run --instructions`).
+DEFAULT_SECTIONS = ("throughput", "latency", "idle", "storm")
 
 
 class Context:
@@ -31,6 +33,8 @@ class Context:
         self.websocat = args.websocat
         self.root = tempfile.mkdtemp(prefix="wsrelay-bench.")
         self._counter = 0
+        self.keep_profiles = True  # callgrind outputs go to bench/results/callgrind-*/ (not committed)
+        self.profile_dir = os.path.join(self.bench_dir, "results", "callgrind-" + time.strftime("%Y%m%d-%H%M%S"))
 
     def scratch(self, name):
         self._counter += 1
@@ -61,9 +65,9 @@ def median_run(runs):
     return ordered[(len(ordered) - 1) // 2]
 
 
-def run_throughput(ctx, scale, repeat, only_sinks):
+def run_throughput(ctx, scale, repeat, only_sinks, sources):
     results = []
-    for count, size in (scale["small"], scale["large"]):
+    for source, (count, size) in ((source, case) for source in sources for case in (scale["small"], scale["large"])):
         for sink in throughput.SINKS:
             if only_sinks and sink not in only_sinks:
                 continue
@@ -71,12 +75,12 @@ def run_throughput(ctx, scale, repeat, only_sinks):
             runs = {relay: [] for relay in relays}
             for attempt in range(repeat):
                 for relay in relays:
-                    log(f"throughput {sink} {count:,} x {size} B via {relay} (run {attempt + 1}/{repeat}) ...")
+                    log(f"throughput {sink} {count:,} x {size} B from {source} via {relay} (run {attempt + 1}/{repeat}) ...")
                     try:
-                        r = throughput.run_case(ctx, relay, sink, count, size)
+                        r = throughput.run_case(ctx, relay, sink, count, size, source)
                     except Exception as error:  # a failed case is reported, the rest still runs
                         r = {"kind": "throughput", "relay": relay, "sink": sink, "count": count, "size": size,
-                             "ok": False, "note": f"{type(error).__name__}: {error}"}
+                             "source": source, "ok": False, "note": f"{type(error).__name__}: {error}"}
                     r["measured_at"] = time.strftime("%H:%M:%S")
                     runs[relay].append(r)
                     warn_unclean_exit(r)
@@ -108,10 +112,10 @@ def run_latency(ctx, scale):
     return results
 
 
-def run_idle(ctx, scale):
+def run_idle(ctx, scale, counts=None):
     results = []
     # One connection first: the daemon's baseline RSS, for the per-connection growth.
-    for connections in (1,) + tuple(scale["idle"]):
+    for connections in (1,) + tuple(counts or scale["idle"]):
         window = min(10, scale["window"]) if connections == 1 else scale["window"]
         log(f"idle: {connections:,} upstream connection(s), {window} s window ...")
         try:
@@ -142,7 +146,8 @@ def run_storm(ctx, scale, repeat):
 
 
 def case_key(result):
-    return tuple(result.get(k) for k in ("kind", "relay", "sink", "count", "size", "rate", "connections"))
+    key = tuple(result.get(k) for k in ("kind", "relay", "sink", "count", "size", "rate", "connections"))
+    return key + ((result.get("source", "sim"),) if result.get("kind") == "throughput" else ())
 
 
 def merge_into_previous(path, data):
@@ -166,11 +171,27 @@ def merge_into_previous(path, data):
     return previous
 
 
+def add_supplement(path, data):
+    """This run's figures as a section of their own below the main run's, which stay as they are."""
+    with open(path) as f:
+        main_run = json.load(f)
+    title = ", ".join(sorted({r["kind"] for r in data["results"]}))
+    supplements = [x for x in main_run.get("supplements", []) if x.get("title") != title]
+    data["title"] = title
+    main_run["supplements"] = supplements + [data]
+    return main_run
+
+
 def main():
     parser = argparse.ArgumentParser(prog="bench/run", description="wsrelay benchmarks (issue #6)")
     parser.add_argument("--scale", choices=SCALES, default="full")
     parser.add_argument("--only", action="append", choices=SECTIONS, help="run only this section (repeatable)")
     parser.add_argument("--sink", action="append", choices=throughput.SINKS, help="throughput: only this sink (repeatable)")
+    parser.add_argument("--flood", action="append", choices=simulator.SOURCES,
+                        help="throughput: flood source, the project's simulator or the independent picows server "
+                             "(repeatable; default both)")
+    parser.add_argument("--connections", action="append", type=int,
+                        help="idle: this many upstreams (repeatable; default by scale: 1,000 / 5,000 / 10,000 / 18,000)")
     parser.add_argument("--repeat", type=int, default=3, help="throughput and storm runs per case; the median is reported")
     parser.add_argument("--wsrelay", required=True)
     parser.add_argument("--simulator", required=True)
@@ -181,10 +202,17 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (configs, daemon logs)")
     parser.add_argument("--update", action="store_true",
                         help="replace only the cases run now in bench/RESULTS.json (same build) and rewrite RESULTS.md")
+    parser.add_argument("--supplement", action="store_true",
+                        help="keep bench/RESULTS.json's run as it is and add this run's figures as a section of their "
+                             "own (replacing an earlier supplement of the same kinds); implied by --instructions")
+    parser.add_argument("--instructions", action="store_true",
+                        help="only instructions per message under callgrind (binaries built with DWARF 4; see bench/run)")
     args = parser.parse_args()
     ctx = Context(args)
     scale = SCALES[args.scale]
-    sections = args.only or list(SECTIONS)
+    sections = ["instructions"] if args.instructions else (args.only or list(DEFAULT_SECTIONS))
+    if args.instructions:
+        args.supplement = True
     env = environment.describe(ctx)
     if args.source:
         env["commit"] = args.source
@@ -195,13 +223,15 @@ def main():
     started = time.monotonic()
     try:
         if "throughput" in sections:
-            data["results"] += run_throughput(ctx, scale, args.repeat, args.sink)
+            data["results"] += run_throughput(ctx, scale, args.repeat, args.sink, args.flood or list(simulator.SOURCES))
         if "latency" in sections:
             data["results"] += run_latency(ctx, scale)
         if "idle" in sections:
-            data["results"] += run_idle(ctx, scale)
+            data["results"] += run_idle(ctx, scale, args.connections)
         if "storm" in sections:
             data["results"] += run_storm(ctx, scale, args.repeat)
+        if "instructions" in sections:
+            data["results"] += instructions.run(ctx, args.scale, args.flood or ["sim"])
     finally:
         data["duration_s"] = time.monotonic() - started
         data["load_at_end"] = machine_load()
@@ -216,7 +246,9 @@ def main():
         else:
             shutil.rmtree(ctx.root, ignore_errors=True)
     if not args.no_report:
-        if args.update:
+        if args.supplement:
+            data = add_supplement(os.path.join(ctx.bench_dir, "RESULTS.json"), data)
+        elif args.update:
             data = merge_into_previous(os.path.join(ctx.bench_dir, "RESULTS.json"), data)
         path = os.path.join(ctx.bench_dir, "RESULTS.md")
         report.write(data, path)

@@ -11,7 +11,7 @@ import time
 from . import daemon as config
 from .daemon import Daemon
 from .procs import cpu_seconds, log, machine_load, now_ns, status_kib, stop, wait_for
-from .simulator import Simulator
+from .simulator import flood_source
 
 SINKS = ("raw-file", "raw-file-nofsync", "envelope-file", "subscriber", "subscriber-envelope", "subscribers-100",
          "raw-file-trades", "raw-file-trades-deflate")
@@ -78,23 +78,27 @@ class SubscriberProcess:
         return json.loads(out)
 
 
-def websocat(ctx, args, workdir, stdout_path=None):
+def websocat(ctx, args, workdir, stdout_path=None, wrapper=()):
     out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
     log_file = open(f"{workdir}/websocat.log", "wb")
-    return subprocess.Popen([ctx.websocat] + args, stdin=subprocess.DEVNULL, stdout=out, stderr=log_file)
+    return subprocess.Popen(list(wrapper) + [ctx.websocat] + args, stdin=subprocess.DEVNULL, stdout=out, stderr=log_file)
 
 
-def run_case(ctx, relay, sink, count, size):
-    """One measured run; returns a result dict (ok False with a note when it did not complete)."""
-    work = ctx.scratch(f"{relay}-{sink}-{count}x{size}")
-    result = {"kind": "throughput", "relay": relay, "sink": sink, "count": count, "size": size, "load_before": machine_load()}
-    sim = Simulator(ctx.sim_binary, work)
+def run_case(ctx, relay, sink, count, size, source="sim", wrapper=()):
+    """One measured run; returns a result dict (ok False with a note when it did not complete). `source` is
+    the flood source: the project's simulator ("sim") or the independent picows server ("picows"). `wrapper`
+    is a command prefix for the relay (valgrind for `--instructions`); the relay then runs ~50× slower, so
+    the time limits grow with it."""
+    work = ctx.scratch(f"{relay}-{sink}-{count}x{size}-{source}")
+    result = {"kind": "throughput", "relay": relay, "sink": sink, "count": count, "size": size, "source": source,
+              "load_before": machine_load()}
+    sim = flood_source(ctx, source, work)
     relay_process = None
     subscriber = None
     wsrelay = None
     out = f"{work}/out"
     sock = f"{work}/stream.sock"
-    timeout = max(120, count / 5000)
+    timeout = max(120, count / 5000) * (10 if wrapper else 1)
     try:
         scenario = {"trades": 1} if sink in TRADES_SINKS else {}
         if sink == "raw-file-trades-deflate":
@@ -102,7 +106,9 @@ def run_case(ctx, relay, sink, count, size):
         url = sim.url("/feed", count=count, size=size, hold=1, **scenario)
         clients = 100 if sink == "subscribers-100" else 1
         if relay == "wsrelay":
-            text = config.daemon_section(work) + config.upstream_section("bench", url)
+            # Under valgrind the relay reads far slower than the source sends, so a pong waits behind seconds of
+            # flood in the socket and the connection would be declared dead: no pings there.
+            text = config.daemon_section(work) + config.upstream_section("bench", url, extra='ping_interval = "0s"\n' if wrapper else "")
             if sink == "raw-file":
                 text += config.file_sink(out, "raw")
             elif sink == "raw-file-nofsync" or sink in TRADES_SINKS:
@@ -118,24 +124,24 @@ def run_case(ctx, relay, sink, count, size):
             else:
                 fmt = "envelope" if sink == "subscriber-envelope" else "raw"
                 text += config.unix_sink(sock, fmt, ctx.subscriber_queue(clients))
-            wsrelay = Daemon(ctx.wsrelay_binary, work, text)
+            wsrelay = Daemon(ctx.wsrelay_binary, work, text, wrapper=wrapper)
             pid = wsrelay.pid
-            sim.wait_open(1, 30)
+            sim.wait_open(1, 120 if wrapper else 30)
             if sink.startswith("subscriber"):
                 # Done at the last message, or at the gap record that says it was dropped.
                 until = [f'{{"n":{count},', f'"last_seq":{count},'] if clients > 1 else None
                 subscriber = SubscriberProcess(ctx, sock, clients, count, handshake=True, timeout=timeout, until=until)
         else:
             if sink == "raw-file":
-                relay_process = websocat(ctx, ["-n", "-U", url], work, stdout_path=out)
-                sim.wait_open(1, 30)
+                relay_process = websocat(ctx, ["-n", "-U", url], work, stdout_path=out, wrapper=wrapper)
+                sim.wait_open(1, 120 if wrapper else 30)
             else:
                 target = ("broadcast:" + url) if clients > 1 else url
                 extra = ["--queue-len", "1024"] if clients > 1 else []
-                relay_process = websocat(ctx, ["-n", "-U"] + extra + [f"unix-l:{sock}", target], work)
-                wait_for(lambda: os.path.exists(sock), 10, "websocat's unix-l socket")
+                relay_process = websocat(ctx, ["-n", "-U"] + extra + [f"unix-l:{sock}", target], work, wrapper=wrapper)
+                wait_for(lambda: os.path.exists(sock), 120 if wrapper else 10, "websocat's unix-l socket")
                 subscriber = SubscriberProcess(ctx, sock, clients, count, handshake=False, timeout=timeout)
-                sim.wait_open(1, 30)
+                sim.wait_open(1, 120 if wrapper else 30)
             pid = relay_process.pid
         time.sleep(0.3)
         cpu0, sim_cpu0 = cpu_seconds(pid), cpu_seconds(sim.pid)
@@ -179,7 +185,7 @@ def run_case(ctx, relay, sink, count, size):
         if wsrelay:
             result["daemon_exit"] = wsrelay.stop()
         if relay_process:
-            stop(relay_process)
+            result["relay_exit"] = stop(relay_process, timeout=120 if wrapper else 15)
         if subscriber and subscriber.process.poll() is None:
             subscriber.process.kill()
         sim.stop()

@@ -80,7 +80,14 @@ struct EncodedBatch: Sendable {
     }
 }
 
-/// Accumulates one batch while the router encodes.
+/// Accumulates the lines of one format while the router encodes, in one or more `EncodedBatch`es.
+///
+/// Why more than one: `ByteBuffer` rounds every allocation up to a power of two, and a sink keeps the whole
+/// allocation alive while it holds any line of it, but counts only the lines' bytes against its `buffer` or
+/// `queue`. A read burst of sixty-four 4 KiB messages is 262,208 bytes of raw lines, just over 256 KiB, so a
+/// single buffer for it would be 512 KiB: a file sink holding "64 MiB" would pin about 128 MiB. So a builder
+/// that is told the bytes to expect and the largest line to come (`reserve(lineOfAtMost:)`) fills buffers
+/// whose power-of-two capacity the lines use up, and starts another when the next line does not fit.
 struct EncodedBatchBuilder {
     var bytes: ByteBuffer
     var entries: [EncodedBatch.Entry] = []
@@ -88,9 +95,57 @@ struct EncodedBatchBuilder {
     var hasHighUpstream = false
     var hasEvents = false
 
-    init(allocator: ByteBufferAllocator, capacity: Int, lines: Int) {
-        bytes = allocator.buffer(capacity: capacity)
+    private let allocator: ByteBufferAllocator
+    /// Bytes still expected after the current buffer's start (an estimate for envelopes).
+    private var expected: Int
+    private var lines: Int
+    private var finished: [EncodedBatch] = []
+
+    /// Rounding a buffer up to the next power of two wastes at most this share of it (or `slack` bytes);
+    /// more, and the builder fills a buffer of the power of two below and continues in another.
+    static let wasteDivisor = 4
+    static let slack = 16 * 1024
+
+    /// `capacity`: the bytes expected in all. With `splitting`, the first buffer is sized by
+    /// `bufferCapacity(expected:lineMaximum:)` and the caller announces every line with `reserve`; without,
+    /// it is one buffer of `capacity` that grows as `ByteBuffer` grows (envelopes, whose lines are only
+    /// bounded by six times the payload, still use that).
+    init(allocator: ByteBufferAllocator, capacity: Int, lines: Int, splitting: Bool = false) {
+        self.allocator = allocator
+        self.expected = capacity
+        self.lines = lines
+        bytes = allocator.buffer(capacity: splitting && capacity > 0 ? Self.bufferCapacity(expected: capacity, lineMaximum: 0) : capacity)
         entries.reserveCapacity(lines)
+    }
+
+    /// The capacity of the next buffer (a power of two, as `ByteBuffer` would round it anyway).
+    static func bufferCapacity(expected: Int, lineMaximum: Int) -> Int {
+        let want = max(expected, lineMaximum, 1)
+        let up = want.nextPowerOfTwo
+        if up - want <= max(want / wasteDivisor, slack) { return up }
+        return max(up / 2, lineMaximum.nextPowerOfTwo)
+    }
+
+    /// Makes room for a line of at most `maximum` bytes: when the current buffer has less room, it is
+    /// finished (if it holds lines) and a new one started.
+    @inline(__always)
+    mutating func reserve(lineOfAtMost maximum: Int) {
+        if bytes.writableBytes >= maximum { return }
+        startBuffer(lineMaximum: maximum)
+    }
+
+    private mutating func startBuffer(lineMaximum: Int) {
+        if !entries.isEmpty {
+            expected = max(0, expected - bytes.readableBytes)
+            lines = max(0, lines - entries.count)
+            finished.append(finishCurrent())
+            entries = []
+            entries.reserveCapacity(lines)
+            upstreamBits = 0
+            hasHighUpstream = false
+            hasEvents = false
+        }
+        bytes = allocator.buffer(capacity: Self.bufferCapacity(expected: expected, lineMaximum: lineMaximum))
     }
 
     @inline(__always)
@@ -100,11 +155,24 @@ struct EncodedBatchBuilder {
         if isEvent { hasEvents = true }
     }
 
-    func finish() -> EncodedBatch {
+    private func finishCurrent() -> EncodedBatch {
         var batch = EncodedBatch(bytes: bytes, entries: entries)
         batch.upstreamBits = upstreamBits
         batch.hasHighUpstream = hasHighUpstream
         batch.hasEvents = hasEvents
         return batch
+    }
+
+    /// Calls `body` with every batch built, in order (not at all when no line was written).
+    func forEachBatch(_ body: (EncodedBatch) -> Void) {
+        for batch in finished { body(batch) }
+        if !entries.isEmpty { body(finishCurrent()) }
+    }
+}
+
+extension Int {
+    /// The smallest power of two >= self (1 for values <= 1).
+    var nextPowerOfTwo: Int {
+        self <= 1 ? 1 : 1 << (Int.bitWidth - (self - 1).leadingZeroBitCount)
     }
 }

@@ -70,6 +70,13 @@ public struct EnvelopeEncoder: Sendable {
         }
     }
 
+    /// The exact size of the line `appendRaw` writes for `message`, newline included.
+    @inline(__always)
+    static func rawLineSize(_ message: ReceivedMessage) -> Int {
+        let count = message.payload.readableBytes
+        return (message.kind == .text ? count : Base64.encodedSize(forInputSize: count)) &+ 1
+    }
+
     public func appendRaw(_ message: ReceivedMessage, to buffer: inout ByteBuffer) {
         if message.kind == .text {
             var payload = message.payload

@@ -74,7 +74,8 @@ public final class MessageRouter: RelayEventConsumer, Sendable {
         var raw = EncodedBatchBuilder(
             allocator: allocator,
             capacity: hasRawSinks ? payloadBytes + lines : 0,
-            lines: hasRawSinks ? lines : 0)
+            lines: hasRawSinks ? lines : 0,
+            splitting: true)
 
         var lastName: String? = nil
         var id: UInt16 = 0
@@ -97,6 +98,7 @@ public final class MessageRouter: RelayEventConsumer, Sendable {
                     envelope.endLine(upstream: id, isEvent: false, seq: message.seq)
                 }
                 if needs.raw {
+                    raw.reserve(lineOfAtMost: EnvelopeEncoder.rawLineSize(message))
                     encoder.appendRaw(message, to: &raw.bytes)
                     raw.endLine(upstream: id, isEvent: false, seq: message.seq)
                 }
@@ -121,12 +123,10 @@ public final class MessageRouter: RelayEventConsumer, Sendable {
             }
         }
 
-        let envelopeBatch = envelope.entries.isEmpty ? nil : envelope.finish()
-        let rawBatch = raw.entries.isEmpty ? nil : raw.finish()
         for sink in lineSinks {
             switch sink.format {
-            case .envelope: if let envelopeBatch { sink.enqueue(envelopeBatch) }
-            case .raw: if let rawBatch { sink.enqueue(rawBatch) }
+            case .envelope: envelope.forEachBatch { sink.enqueue($0) }
+            case .raw: raw.forEachBatch { sink.enqueue($0) }
             }
         }
     }
