@@ -17,7 +17,7 @@ extension FuzzTargets {
     }
 
     /// A subscriber's request lines (`{"subscribe":[...]}`), each parsed and answered as the socket would.
-    static let subscribeLine = FuzzTarget(name: "subscribe-line", summary: "SubscribeRequest (MiniJSON)") { bytes in
+    static let subscribeLine = FuzzTarget(name: "subscribe-line", summary: "SubscribeRequest (subscribe and send lines)") { bytes in
         for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             switch SubscribeRequest.parse(line) {
             case .success(.subscribe(let names)):
@@ -25,6 +25,11 @@ extension FuzzTargets {
                 let reply = SubscribeRequest.okLine(upstreams: names)
                 check(reply.last == UInt8(ascii: "\n") && !reply.dropLast().contains(UInt8(ascii: "\n")),
                       "reply is not one line")
+            case .success(.send(let request)):
+                // The same send as a control request must survive that wire form too.
+                let line = ControlRequest.send(request).line
+                check(ControlRequest.parse(Array(line.utf8)) == .success(.send(request)),
+                      "\(request) does not round-trip through \(line)")
             case .failure(let failure):
                 let reply = SubscribeRequest.errorLine(failure.description)
                 check(!reply.dropLast().contains(UInt8(ascii: "\n")), "error reply is not one line")

@@ -355,6 +355,9 @@ final class LineWriter: @unchecked Sendable {
             let length = pending[pendingHead].readableBytes
             if remaining >= length {
                 remaining -= length
+                // Release the written buffer now, not when the head passes 1,024 entries: with fsync on,
+                // written-but-kept buffers held up to 414 MiB of a 64 MiB `buffer` (issue 15; 102.6 MiB after).
+                pending[pendingHead] = ByteBuffer()
                 pendingHead += 1
                 headPartial = false
             } else {
