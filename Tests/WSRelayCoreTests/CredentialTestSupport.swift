@@ -142,7 +142,7 @@ final class CredentialLogCapture: Sendable {
 
 /// Polls `condition` until it holds or `timeout` passes; never sleeps longer than needed.
 func credentialWait(
-    timeout: Duration = .seconds(10), _ condition: @Sendable () async -> Bool
+    timeout: Duration = .seconds(30), _ condition: @Sendable () async -> Bool
 ) async -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {

@@ -7,7 +7,7 @@ import WSRelaySimulator
 /// `on_full = "block"` through the real binary: a file sink whose "disk" (a FIFO nobody reads yet) is full
 /// must stop the daemon reading its upstream, so the flood stays in the server and the kernel's socket
 /// buffers instead of the daemon's memory; once the reader drains, every message arrives in order.
-@Suite("back-pressure", .serialized, .timeLimit(.minutes(2)))
+@Suite("back-pressure", .mayBlock, .serialized, .timeLimit(.minutes(2)))
 struct BackPressureTests {
     @Test("a full file sink pauses its upstream; nothing is lost when the reader catches up")
     func blockPausesUpstream() async throws {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// `--daemon` and the PID file, with real forks, real locks and real signals.
-@Suite("classic daemon and PID file")
+@Suite("classic daemon and PID file", .mayBlock)
 struct ClassicDaemonTests {
     @Test("launcher exits 0 once ready; PID file names the daemon; a second instance is refused; SIGTERM removes the file")
     func daemonLifecycle() throws {

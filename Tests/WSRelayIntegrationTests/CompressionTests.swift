@@ -5,7 +5,7 @@ import WSRelayCore
 /// permessage-deflate (RFC 7692) through the real binary against an independent server (Python `websockets`,
 /// Tests/Peers/deflate_server.py): every window-bits / no-context-takeover answer, compression declined,
 /// `off` and `require`, the status report, probe, and a compression bomb stopped at `max_message_size`.
-@Suite("permessage-deflate", .serialized, .timeLimit(.minutes(2)))
+@Suite("permessage-deflate", .mayBlock, .serialized, .timeLimit(.minutes(2)))
 struct CompressionTests {
     static func config(_ dir: TemporaryDirectory, upstreams: [(name: String, url: String, extra: String)]) -> String {
         UpstreamTests.config(dir, upstreams: upstreams.map { UpstreamTests.upstream($0.name, $0.url, $0.extra) }.joined())

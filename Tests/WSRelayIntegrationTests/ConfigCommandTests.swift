@@ -3,7 +3,7 @@ import Testing
 
 /// Bad configs through the real binary: every fixture in Tests/Fixtures/bad-configs must make `check-config`
 /// and `run` exit 78 and name what is wrong. Each fixture lists `# expect: <substring>` lines.
-@Suite("config errors through the binary")
+@Suite("config errors through the binary", .mayBlock)
 struct ConfigCommandTests {
     static let fixtures: [String] = {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

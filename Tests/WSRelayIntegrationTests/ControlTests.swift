@@ -6,7 +6,7 @@ import WSRelaySimulator
 
 /// Part 6 through the real binary: the control socket, `wsrelay status` and the actions an operator takes
 /// without a restart. Upstreams are the in-process NIO simulator or the independent Python peer.
-@Suite("control socket and status", .serialized, .timeLimit(.minutes(2)))
+@Suite("control socket and status", .mayBlock, .serialized, .timeLimit(.minutes(2)))
 struct ControlTests {
     static func config(_ dir: TemporaryDirectory, upstreams: String, daemonExtra: String = "") -> String {
         """

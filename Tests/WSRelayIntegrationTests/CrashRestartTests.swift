@@ -6,7 +6,7 @@ import WSRelaySimulator
 /// Issue 13, item 3: SIGKILL of the daemon mid-flood, then a restart. What reached the file is whole lines in
 /// `seq` order; a torn last line (a write the crash cut) is terminated on start, logged, and never glued to
 /// the next message; the new run's `seq` restarts at 1 under a greater epoch; subscribers reconnect.
-@Suite("crash and restart", .serialized, .timeLimit(.minutes(2)))
+@Suite("crash and restart", .mayBlock, .serialized, .timeLimit(.minutes(2)))
 struct CrashRestartTests {
     static func config(_ data: TemporaryDirectory, server: SimulatorServer) -> String {
         """

@@ -6,7 +6,7 @@ import Testing
 @testable import WSRelayCore
 
 /// Credentials against a real HTTP token endpoint on 127.0.0.1.
-@Suite struct CredentialEndpointTests {
+@Suite(.mayBlock) struct CredentialEndpointTests {
     // MARK: - Helpers
 
     final class LogCapture: Sendable {
@@ -81,7 +81,7 @@ import Testing
                         group: MultiThreadedEventLoopGroup.singleton, logger: logs.logger)
     }
 
-    func waitFor(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+    func waitFor(timeout: Duration = .seconds(30), _ condition: () -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if condition() { return true }

@@ -5,7 +5,7 @@ import WSRelaySimulator
 
 /// Part 3 through the real binary: a real token endpoint and a real WebSocket server that accepts only the
 /// current token. The endpoint issues `tok-N` for its N-th request and the server then accepts only that.
-@Suite("credentials end to end", .serialized, .timeLimit(.minutes(1)))
+@Suite("credentials end to end", .mayBlock, .serialized, .timeLimit(.minutes(1)))
 struct CredentialFlowTests {
     static let refreshToken = "rt-initial-secret-7f3a"
 

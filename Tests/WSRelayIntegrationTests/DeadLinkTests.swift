@@ -6,7 +6,7 @@ import WSRelaySimulator
 /// Issue 13, item 3: links that die without closing, and connections that stall, trickle or are cut. In
 /// each case no message the daemon received is lost or torn (the file holds `seq` 1...n as whole lines, and
 /// every message the daemon counted), and the daemon recovers by itself.
-@Suite("dead links and stalls", .serialized, .timeLimit(.minutes(2)))
+@Suite("dead links and stalls", .mayBlock, .serialized, .timeLimit(.minutes(2)))
 struct DeadLinkTests {
     static func config(_ dir: TemporaryDirectory, url: String) -> String {
         """

@@ -6,7 +6,7 @@ import WSRelayCore
 /// a release build would take many minutes), checked by lintian, then installed on this machine with `dpkg -i`,
 /// used, and purged: nothing may be left behind. Needs root (CI runs as root); no systemd runs here, so the
 /// maintainer scripts must do nothing harmful without it.
-@Suite("Debian package", .serialized, .timeLimit(.minutes(8)))
+@Suite("Debian package", .mayBlock, .serialized, .timeLimit(.minutes(8)))
 struct DebianPackageTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The README's first command: `wsrelay demo` must work with no config and no network and tell the story.
-@Suite("wsrelay demo", .timeLimit(.minutes(1)))
+@Suite("wsrelay demo", .mayBlock, .timeLimit(.minutes(1)))
 struct DemoTests {
     @Test("runs to the end, exit 0, narrating the refresh, the reconnect and the clean exit")
     func demoRuns() throws {

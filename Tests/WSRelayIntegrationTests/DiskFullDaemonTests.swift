@@ -7,7 +7,7 @@ import WSRelaySimulator
 /// Issue 13, item 3 through the real binary (the in-process `SinkDiskFullTests` prove the sink alone): a file
 /// sink on a 512 KiB tmpfs that the test fills up while a flood arrives. `block` pauses the upstream and
 /// loses nothing once space returns; `drop` writes one gap record whose count is what the daemon dropped.
-@Suite("disk full through the daemon", .serialized, .timeLimit(.minutes(2)),
+@Suite("disk full through the daemon", .mayBlock, .serialized, .timeLimit(.minutes(2)),
        .enabled(if: geteuid() == 0, "needs root to mount a tmpfs"))
 struct DiskFullDaemonTests {
     static func config(_ dir: TemporaryDirectory, server: SimulatorServer, path: String, onFull: String) -> String {

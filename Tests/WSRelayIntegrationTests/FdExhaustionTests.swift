@@ -7,7 +7,7 @@ import WSRelaySimulator
 /// open, with `prlimit --pid`). Each failed connect and each subscriber it cannot accept is one clear log
 /// line; nothing crashes; the connected upstream keeps writing; once descriptors free up (subscribers leave),
 /// the upstream reconnects and the waiting subscriber is served.
-@Suite("descriptor exhaustion", .serialized, .timeLimit(.minutes(2)),
+@Suite("descriptor exhaustion", .mayBlock, .serialized, .timeLimit(.minutes(2)),
        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "needs prlimit (util-linux)"))
 struct FdExhaustionTests {
     static func openDescriptors(_ pid: Int32) -> Int {

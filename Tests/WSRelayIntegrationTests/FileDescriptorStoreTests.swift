@@ -7,7 +7,7 @@ import WSRelaySimulator
 /// Restarts that keep subscribers (issue 14 item 2), through the protocol: the test is the service manager
 /// (`FDStoreManager`), the daemon is the real binary. A subscriber connected before the restart keeps its
 /// connection and its filter and receives from the next process, after a `restarted` line.
-@Suite("file descriptor store (real binary, test as the manager)", .serialized, .timeLimit(.minutes(2)))
+@Suite("file descriptor store (real binary, test as the manager)", .mayBlock, .serialized, .timeLimit(.minutes(2)))
 struct FileDescriptorStoreTests {
     static func config(_ dir: TemporaryDirectory, port: Int) -> String {
         """

@@ -5,7 +5,7 @@ import WSRelaySimulator
 
 /// `wsrelay init` through the real binary: what it prints is a valid config as it is, and, pointed at the
 /// simulator, a daemon runs on it and fills the file sink.
-@Suite("wsrelay init", .serialized, .timeLimit(.minutes(1)))
+@Suite("wsrelay init", .mayBlock, .serialized, .timeLimit(.minutes(1)))
 struct InitCommandTests {
     @Test("the default starter config passes check-config without warnings and is commented")
     func defaultPassesCheckConfig() throws {

@@ -6,7 +6,7 @@ import WSRelaySimulator
 
 /// The JetStream sink through the real binary, real `nats-server` processes (single node and a 3-node R3
 /// cluster) and an independent consumer (Python nats-py) that reads the stream back.
-@Suite("jetstream sink", .serialized, .timeLimit(.minutes(3)))
+@Suite("jetstream sink", .mayBlock, .serialized, .timeLimit(.minutes(3)))
 struct JetStreamSinkTests {
     static func daemonHeader(_ dir: TemporaryDirectory) -> String {
         """

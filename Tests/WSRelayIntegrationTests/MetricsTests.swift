@@ -6,7 +6,7 @@ import WSRelaySimulator
 
 /// Part 6, item 3 through the real binary: the simulator sends a known number of messages of a known size,
 /// then closes with a code; the scrape must parse strictly as Prometheus text and count exactly that.
-@Suite("metrics endpoint", .serialized, .timeLimit(.minutes(1)))
+@Suite("metrics endpoint", .mayBlock, .serialized, .timeLimit(.minutes(1)))
 struct MetricsTests {
     static func config(_ dir: TemporaryDirectory, listen: String, upstreams: String) -> String {
         """
@@ -191,7 +191,7 @@ final class ListeningTCPSocket {
 
 /// The parser the endpoint test relies on must itself be strict, and must accept what the real emitter
 /// writes (every family wsrelay has, including a histogram), in-process.
-@Suite("Prometheus text parser")
+@Suite("Prometheus text parser", .mayBlock)
 struct MetricsTextParserTests {
     @Test func acceptsTheRelayExposition() throws {
         let metrics = RelayMetrics(enabled: true)

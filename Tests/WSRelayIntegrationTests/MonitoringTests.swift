@@ -7,7 +7,7 @@ import WSRelaySimulator
 /// The shipped monitoring files (etc/prometheus, etc/grafana) against Prometheus' own checker and against what
 /// a real running wsrelay exports: a rule or a panel that names a series /metrics does not have would never
 /// fire or never show anything, silently.
-@Suite("monitoring: Prometheus rules and Grafana dashboard", .serialized, .timeLimit(.minutes(2)))
+@Suite("monitoring: Prometheus rules and Grafana dashboard", .mayBlock, .serialized, .timeLimit(.minutes(2)))
 struct MonitoringTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
@@ -78,11 +78,14 @@ struct MonitoringTests {
     // MARK: What the real binary exports
 
     /// Runs wsrelay with every kind of part (a credential, an upstream the server closes with 4001, one with fast
-    /// pings, a file and a socket sink) and scrapes until every declared family has appeared.
+    /// pings, a file, a socket and a JetStream sink on a real nats-server) and scrapes until every declared
+    /// family has appeared.
     static func scrapeEverything() async throws -> PrometheusText {
         let server = try await SimulatorServer.start(group: MultiThreadedEventLoopGroup.singleton)
         defer { Task { await server.stop() } }
         let dir = try TemporaryDirectory("monitoring")
+        let nats = try NATSServer(in: dir)
+        defer { nats.kill() }
         let port = MetricsScrape.freePort()
         let before = Date().timeIntervalSince1970
         try dir.write("token", "monitoring-test-token\n", mode: 0o600)
@@ -119,6 +122,12 @@ struct MonitoringTests {
             [[sink]]
             type = "unix"
             path = "\(dir.file("sub.sock"))"
+
+            [[sink]]
+            type = "jetstream"
+            servers = ["\(nats.url)"]
+            subject = "wsrelay.{upstream}"
+            stream = { name = "WSRELAY", replicas = 1 }
             """, in: dir)
         let declared = Set(RelayMetricFamily.allCases.map(\.name))
         var last: PrometheusText?

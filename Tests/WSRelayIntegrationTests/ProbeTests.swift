@@ -7,7 +7,7 @@ import WSRelaySimulator
 
 /// `wsrelay probe` through the real binary against real local servers (the simulator, a TLS simulator with a
 /// test CA, a port nobody listens on). Only 127.0.0.1 / localhost.
-@Suite("wsrelay probe", .timeLimit(.minutes(2)))
+@Suite("wsrelay probe", .mayBlock, .timeLimit(.minutes(2)))
 struct ProbeTests {
     /// The stage lines of a text report (between the header and the conclusion).
     static func lastLine(_ output: String) -> String {

@@ -5,7 +5,7 @@ import WSRelaySimulator
 
 /// Upstreams behind an HTTP CONNECT proxy (a small Python proxy on 127.0.0.1), chosen from the environment
 /// the way curl does, with `no_proxy` exclusions and a clear error when the proxy refuses.
-@Suite("HTTP CONNECT proxy", .timeLimit(.minutes(1)))
+@Suite("HTTP CONNECT proxy", .mayBlock, .timeLimit(.minutes(1)))
 struct ProxyTests {
     @Test("http_proxy from the environment tunnels ws://; no_proxy goes direct; a refusing proxy is reported with its status")
     func proxyFromEnvironment() async throws {

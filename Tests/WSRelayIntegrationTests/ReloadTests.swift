@@ -5,7 +5,7 @@ import WSRelayCore
 import WSRelaySimulator
 
 /// Reload as a diff through the real binary: what did not change keeps its connection, epoch and seq.
-@Suite("reload as a diff", .serialized, .timeLimit(.minutes(2)))
+@Suite("reload as a diff", .mayBlock, .serialized, .timeLimit(.minutes(2)))
 struct ReloadTests {
     static func config(_ dir: TemporaryDirectory, upstreams: [String], extraSinks: String = "") -> String {
         """

@@ -6,7 +6,7 @@ import WSRelaySimulator
 
 /// `reconnect_before_expiry`: make-before-break token rotation through the real binary, a real token endpoint
 /// and a flooding simulator.
-@Suite("token rotation end to end", .serialized, .timeLimit(.minutes(1)))
+@Suite("token rotation end to end", .mayBlock, .serialized, .timeLimit(.minutes(1)))
 struct RotationTests {
     @Test("the successor opens before the old connection is closed with 1000; no message is lost and seq stays continuous")
     func makeBeforeBreak() async throws {

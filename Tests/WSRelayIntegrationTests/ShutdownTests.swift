@@ -4,7 +4,7 @@ import Testing
 import WSRelaySimulator
 
 /// SIGTERM's promise: every message received before it is in the file when the process exits 0.
-@Suite("graceful shutdown", .timeLimit(.minutes(1)))
+@Suite("graceful shutdown", .mayBlock, .timeLimit(.minutes(1)))
 struct ShutdownTests {
     @Test("SIGTERM during a flood: the file holds exactly what the server sent before it saw our 1001, in order, no torn line")
     func sigtermDuringFlood() async throws {

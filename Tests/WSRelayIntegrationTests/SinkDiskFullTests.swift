@@ -48,7 +48,7 @@ final class SinkSmallDisk {
 }
 
 /// Needs root (to mount a small tmpfs); elsewhere the suite is reported as skipped, never as passed.
-@Suite("File sink on a full disk", .serialized, .enabled(if: geteuid() == 0, "needs root to mount a tmpfs"))
+@Suite("File sink on a full disk", .mayBlock, .serialized, .enabled(if: geteuid() == 0, "needs root to mount a tmpfs"))
 struct SinkDiskFullTests {
     @Test func blockPausesUpstreamsAndLosesNothingOnceSpaceReturns() async throws {
         let disk = try #require(try SinkSmallDisk(), "mounting a 512k tmpfs failed")

@@ -5,7 +5,7 @@ import ServiceLifecycle
 import Testing
 @testable import WSRelayCore
 
-@Suite("File sink (real files)", .serialized)
+@Suite("File sink (real files)", .mayBlock, .serialized)
 struct SinkFileTests {
     /// Every line is a whole envelope line of upstream `market`; returns the seqs in file order.
     static func checkedSeqs(_ lines: [Substring], allowGaps: Bool = false) -> [UInt64] {

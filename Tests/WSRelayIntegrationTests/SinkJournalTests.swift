@@ -5,7 +5,7 @@ import NIOPosix
 import Testing
 @testable import WSRelayCore
 
-@Suite("Journal sink (sd_journal_sendv replaced by a recorder)")
+@Suite("Journal sink (sd_journal_sendv replaced by a recorder)", .mayBlock)
 struct SinkJournalTests {
     /// Decodes the iovecs handed to sd_journal_sendv into `NAME=value` strings.
     static func fields(_ vectors: UnsafeMutablePointer<iovec>, _ count: Int32) -> [String] {

@@ -7,7 +7,7 @@ import WSRelaySimulator
 /// open connection at once, seen by the server. The resume is simulated at the clock-reading boundary
 /// (`WSRELAY_TEST_BOOTTIME_OFFSET_FILE` adds seconds to CLOCK_BOOTTIME, as a real suspend would), so the
 /// detection, the log line and the pings are the production path.
-@Suite("suspend and resume (real binary)", .serialized, .timeLimit(.minutes(1)))
+@Suite("suspend and resume (real binary)", .mayBlock, .serialized, .timeLimit(.minutes(1)))
 struct SuspendResumeTests {
     @Test("after a simulated resume every connection is pinged at once, not at its next ping slot")
     func resumePingsEveryConnection() async throws {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The sd_notify contract, observed on a real datagram socket as systemd would see it.
-@Suite("systemd notify protocol")
+@Suite("systemd notify protocol", .mayBlock)
 struct SystemdNotifyTests {
     @Test("READY=1 with STATUS=, then STOPPING=1 on SIGTERM, then exit 0 — in that order")
     func readyStatusStopping() throws {

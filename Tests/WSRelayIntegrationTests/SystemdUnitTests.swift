@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The shipped unit files, checked by systemd's own tools (no systemd is booted).
-@Suite("systemd unit files")
+@Suite("systemd unit files", .mayBlock)
 struct SystemdUnitTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()

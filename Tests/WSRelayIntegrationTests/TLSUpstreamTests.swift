@@ -6,7 +6,7 @@ import WSRelaySimulator
 
 /// wss:// against a local TLS server whose certificate comes from a test CA: trusted with `tls.ca_file`,
 /// refused without it (system roots do not know the test CA).
-@Suite("TLS upstreams", .timeLimit(.minutes(1)))
+@Suite("TLS upstreams", .mayBlock, .timeLimit(.minutes(1)))
 struct TLSUpstreamTests {
     @Test("verified with the test CA; refused without it, the verification failure logged")
     func caFileTrustedOtherwiseRefused() async throws {

@@ -6,7 +6,7 @@ import WSRelaySimulator
 /// Issue 13, item 3 through the real binary: a token endpoint that hangs, answers 500, answers garbage, then
 /// issues a token the upstream rejects, before it is healthy again. Retries are bounded and spaced, each
 /// failure is a clear log line, no secret is in any of them, and the upstream connects by itself at the end.
-@Suite("token endpoint faults", .serialized, .timeLimit(.minutes(2)))
+@Suite("token endpoint faults", .mayBlock, .serialized, .timeLimit(.minutes(2)))
 struct TokenEndpointFaultTests {
     @Test("hang, 500, garbage, a rejected token, then healthy: bounded retries, clear lines, no secret, recovery")
     func faultyTokenEndpointThenRecovery() async throws {

@@ -6,7 +6,7 @@ import WSRelayCore
 /// `wsrelay send` write on the shared upstream connection; a peer that is not allowed never does; persisted
 /// messages follow the subscribe list on every reconnect and after a restart until `wsrelay unsend`. The
 /// upstream is the independent Python `websockets` server, which logs every message it receives.
-@Suite("send on an upstream (real binary)", .serialized, .timeLimit(.minutes(2)))
+@Suite("send on an upstream (real binary)", .mayBlock, .serialized, .timeLimit(.minutes(2)))
 struct UpstreamSendTests {
     static func config(_ dir: TemporaryDirectory, port: Int) -> String {
         """

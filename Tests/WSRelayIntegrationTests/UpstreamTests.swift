@@ -5,7 +5,7 @@ import WSRelaySimulator
 
 /// Part 2 through the real binary: a real NIO WebSocket server (the simulator, in this process) and an
 /// independent one (Python `websockets`), files written by the daemon, close codes seen by the server.
-@Suite("upstream connections", .serialized, .timeLimit(.minutes(1)))
+@Suite("upstream connections", .mayBlock, .serialized, .timeLimit(.minutes(1)))
 struct UpstreamTests {
     static func config(_ dir: TemporaryDirectory, upstreams: String, sinkExtra: String = "") -> String {
         """
