@@ -59,9 +59,11 @@ import Testing
         deinit { try? FileManager.default.removeItem(atPath: path) }
     }
 
+    /// The request timeout is a safety net here (30 s; on a machine loaded by parallel builds the first request once took over 5 s
+    /// request); the tests of timeouts set their own.
     func oauth2(
         _ url: String, refreshToken: SecretSource? = .inline("rt-initial"), name: String = "api",
-        timeout: Duration = .seconds(5), retryInitial: Duration = .seconds(1), retryMax: Duration = .seconds(300),
+        timeout: Duration = .seconds(30), retryInitial: Duration = .seconds(1), retryMax: Duration = .seconds(300),
         configure: (inout OAuth2Settings) -> Void = { _ in }
     ) -> AuthSettings {
         var o = OAuth2Settings(tokenURL: url)

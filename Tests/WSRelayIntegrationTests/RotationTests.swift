@@ -73,7 +73,8 @@ struct RotationTests {
         }
 
         let lines = EnvelopeLine.parse(file: dir.file("out.jsonl"))
-        #expect(lines.count > 100)
+        // Messages from every rotation (how many depends on the machine's speed, not on wsrelay).
+        #expect(Set(lines.compactMap(\.epoch)).count >= 3)
         #expect(lines.map(\.seq) == Array(1...max(lines.count, 1)).map { Optional($0) }, "seq is not continuous")
         // The simulator numbers its messages from one server-wide counter, so no number is sent twice: every
         // number up to the last delivered one must appear exactly once, from whichever connection sent it.

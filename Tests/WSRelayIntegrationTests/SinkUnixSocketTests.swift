@@ -113,7 +113,7 @@ struct SinkUnixSocketTests {
             var sent = 0
             await Self.feed(sinks, total: 30_000, batch: 500, pad: 100) {
                 sent += 500
-                return good.messages >= sent - 5000
+                return good.messages >= sent - 1000  // within its 256 KiB queue, as above
             }
             let dropped = try #require(sinks.snapshot().first?.subscribers.map(\.dropped).max())
             #expect(dropped > 0)
