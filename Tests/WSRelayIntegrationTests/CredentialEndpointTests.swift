@@ -413,7 +413,9 @@ import Testing
         h.refreshToken = .inline(hjRefresh)
         h.headers = [HeaderField(name: "X-Api-Key", value: apiKey)]
         let store = store([
-            oauth2(endpoint.url, refreshToken: .inline(refresh0), retryInitial: .milliseconds(10)) {
+            // The test drives every request with forceRefresh (which bypasses the backoff); a retry timer
+            // firing in between would take the next scripted answer out of turn, so it is far away.
+            oauth2(endpoint.url, refreshToken: .inline(refresh0), retryInitial: .seconds(60)) {
                 $0.clientID = "c"
                 $0.clientSecret = .inline(clientSecret)
             },

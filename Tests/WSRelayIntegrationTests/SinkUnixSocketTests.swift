@@ -8,12 +8,12 @@ import Testing
 struct SinkUnixSocketTests {
     /// Delivers `total` messages in batches, pacing like a real upstream would: never more than `ahead` bytes
     /// queued for any subscriber that reads.
-    /// Delivers `total` messages in batches, each after `pace` (default: no subscriber queue above `ahead`)
-    /// holds. Stops early, returning false, when a pace is not reached within its safety deadline, so a
+    /// Delivers `total` messages in batches, each after `pace` (called with the number delivered so far;
+    /// default: no subscriber queue above `ahead`) holds. Stops early, returning false, when a pace is not reached within its safety deadline, so a
     /// stuck subscriber fails the test once instead of waiting out every remaining batch.
     @discardableResult
     static func feed(_ sinks: SinkSet, from first: UInt64 = 1, total: Int, batch: Int = 1000, pad: Int = 0,
-                     ahead: Int = 2 * 1024 * 1024, pace: (() -> Bool)? = nil) async -> Bool {
+                     ahead: Int = 2 * 1024 * 1024, pace: ((Int) -> Bool)? = nil) async -> Bool {
         var next = first
         let end = first + UInt64(total)
         while next < end {
@@ -21,7 +21,7 @@ struct SinkUnixSocketTests {
             sinks.router.deliver(SinkTest.batch(first: next, count: count, pad: pad))
             next += UInt64(count)
             let paced = await SinkTest.waitUntil(timeout: .seconds(30)) {
-                if let pace { return pace() }
+                if let pace { return pace(Int(next - first)) }
                 return (sinks.snapshot().first { $0.kind == .unix }?.subscribers.map(\.queuedBytes).max() ?? 0) < ahead
             }
             guard paced else {
@@ -78,12 +78,12 @@ struct SinkUnixSocketTests {
             let slow = try await SinkTestSubscriber.connect(socket, group: clients)
             #expect(await Self.waitForSubscribers(sinks, 3))
             try await slow.setReading(false)
-            var sent = 0
-            // The good subscribers stay within 1,000 messages (about 200 KB, socket buffers included) of the
-            // feed, below the 256 KiB queue; the slow one fills its queue and is disconnected.
-            await Self.feed(sinks, total: 30_000, batch: 500, pad: 100) {
-                sent += 500
-                return good.allSatisfy { $0.messages >= sent - 1000 }
+            // The next batch goes out once the good subscribers have everything but the last one: at most
+            // 1,000 messages (about 220 KB) are on their way, which the socket buffer (about 208 KiB) and a
+            // little of the 256 KiB queue hold, however slowly they are scheduled; the slow one fills its
+            // queue and is disconnected.
+            await Self.feed(sinks, total: 30_000, batch: 500, pad: 100) { sent in
+                good.allSatisfy { $0.messages >= sent - 500 }
             }
             #expect(await SinkTest.waitUntil { good.allSatisfy { $0.messages == 30_000 } })
             #expect(good.allSatisfy { $0.outOfOrder == 0 })
@@ -110,10 +110,8 @@ struct SinkUnixSocketTests {
             let slow = try await SinkTestSubscriber.connect(socket, group: clients, keepSeqs: true)
             #expect(await Self.waitForSubscribers(sinks, 2))
             try await slow.setReading(false)
-            var sent = 0
-            await Self.feed(sinks, total: 30_000, batch: 500, pad: 100) {
-                sent += 500
-                return good.messages >= sent - 1000  // within its 256 KiB queue, as above
+            await Self.feed(sinks, total: 30_000, batch: 500, pad: 100) { sent in
+                good.messages >= sent - 500  // within its 256 KiB queue, as above
             }
             let dropped = try #require(sinks.snapshot().first?.subscribers.map(\.dropped).max())
             #expect(dropped > 0)
