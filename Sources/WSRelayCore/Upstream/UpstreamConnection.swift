@@ -80,7 +80,6 @@ public final class UpstreamConnection: @unchecked Sendable {
     public var delegate: (any UpstreamConnectionDelegate)?
 
     private var machine: WebSocketConnectionStateMachine
-    var phase: WebSocketConnectionStateMachine.Phase { machine.phase }
     private var channel: (any Channel)?
     private var deadline: Scheduled<Void>?
     /// Reads frames once the upgrade is done; owned here so the frame handler stays a plain forwarder.
