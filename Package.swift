@@ -125,6 +125,7 @@ let package = Package(
             name: "WSRelayCoreTests",
             dependencies: [
                 "WSRelayCore",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
             ]
         ),

@@ -2,6 +2,8 @@
 
 Prints `PORT <n>` once listening on 127.0.0.1, then one JSON line per event it sees (connections, messages
 received, closes). The request path chooses the behaviour, e.g. `/feed?count=5&binary=1&fragments=3&close=4000`.
+`auth_reply=TEXT&auth_delay_ms=N` answers the first text message (an auth message) with TEXT after N ms and
+printing `{"event": "replied"}` just before it sends it.
 """
 import asyncio
 import json
@@ -24,17 +26,31 @@ async def handler(ws):
     binary = get("binary", "0") == "1"
     fragments = int(get("fragments", "1"))
     close = get("close", None)
+    auth_reply = get("auth_reply", None)
+    auth_delay = int(get("auth_delay_ms", "0")) / 1000
     emit(event="connect", path=ws.request.path,
          authorization=ws.request.headers.get("Authorization"),
          subprotocol=ws.subprotocol)
 
+    tasks = set()
+
+    async def answer_auth():
+        await asyncio.sleep(auth_delay)
+        emit(event="replied")
+        await ws.send(auth_reply)
+
     async def reader():
+        replied = auth_reply is None
         try:
             async for message in ws:
                 if isinstance(message, bytes):
                     emit(event="binary", hex=message.hex())
                 else:
                     emit(event="text", data=message)
+                    if not replied:
+                        replied = True
+                        # In its own task, so what the client sends meanwhile is recorded before "replied".
+                        tasks.add(asyncio.create_task(answer_auth()))
         except ConnectionClosed:
             pass
 

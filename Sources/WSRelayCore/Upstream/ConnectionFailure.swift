@@ -30,6 +30,19 @@ public enum ConnectionFailure: Error, Sendable, CustomStringConvertible {
     }
 }
 
+extension ConnectionFailure: Equatable {
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        switch (lhs, rhs) {
+        case (.connect(let a), .connect(let b)), (.handshake(let a), .handshake(let b)):
+            return a == b
+        case (.upgradeRejected(let s1, let r1, let h1), .upgradeRejected(let s2, let r2, let h2)):
+            return s1 == s2 && r1 == r2 && h1.elementsEqual(h2) { $0 == $1 }
+        default:
+            return false
+        }
+    }
+}
+
 extension String {
     var trimmingTrailingSpace: String {
         var s = self

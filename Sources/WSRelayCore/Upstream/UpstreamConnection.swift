@@ -23,7 +23,7 @@ public struct InboundMessage: Sendable {
 }
 
 /// How an open connection ended.
-public struct ConnectionCloseInfo: Sendable, CustomStringConvertible {
+public struct ConnectionCloseInfo: Sendable, Equatable, CustomStringConvertible {
     public enum Initiator: Sendable, Equatable {
         /// The server sent a close frame (we answered it).
         case peer
@@ -54,10 +54,11 @@ public struct ConnectionCloseInfo: Sendable, CustomStringConvertible {
 
 /// One WebSocket client connection: TCP (+TLS) connect, RFC 6455 upgrade, frames, closing handshake.
 ///
-/// A thin I/O shell: protocol decisions are made by `WebSocketMessageAssembler`, and supervision (keepalive,
-/// reconnects) by whoever owns the connection. The same code serves the daemon, `probe`, and the Autobahn
-/// conformance client. Confined to one event loop; not thread-safe by design.
-// @unchecked Sendable: every `var` (phase, channel, deadline, closeInfo, failure, pendingData, delegate, ...) is confined to `loop`.
+/// A thin I/O shell: the phases and the closing handshake are decided by `WebSocketConnectionStateMachine`,
+/// what each frame means by its `InboundMessageDecoder` (inflater and `WebSocketMessageAssembler`), and
+/// supervision (keepalive, reconnects) by whoever owns the connection. The same code serves the daemon,
+/// `probe`, and the Autobahn conformance client. Confined to one event loop; not thread-safe by design.
+// @unchecked Sendable: every `var` (machine, channel, deadline, decoder, pendingData, burst, delegate, ...) is confined to `loop`.
 public final class UpstreamConnection: @unchecked Sendable {
     public struct Options: Sendable {
         public var connectTimeout: Duration = .seconds(10)
@@ -70,10 +71,6 @@ public final class UpstreamConnection: @unchecked Sendable {
         public init() {}
     }
 
-    enum Phase {
-        case idle, connecting, handshaking, open, closing, closed
-    }
-
     public let loop: any EventLoop
     public let request: HandshakeRequest
     public let options: Options
@@ -82,22 +79,22 @@ public final class UpstreamConnection: @unchecked Sendable {
     /// Held strongly: it is the attempt's own small object; set to nil to silence a superseded attempt.
     public var delegate: (any UpstreamConnectionDelegate)?
 
-    private(set) var phase: Phase = .idle
+    private var machine: WebSocketConnectionStateMachine
     private var channel: (any Channel)?
     private var deadline: Scheduled<Void>?
-    private var closeInfo: ConnectionCloseInfo?
-    private var failure: ConnectionFailure?
+    /// Reads frames once the upgrade is done; owned here so the frame handler stays a plain forwarder.
+    private var decoder: InboundMessageDecoder?
     /// Data frames waiting for the channel to become writable; control frames never wait here.
     private var pendingData: [WebSocketFrame] = []
+    /// The complete messages of the current read burst, handed to the delegate together.
+    private var burst: [InboundMessage] = []
     /// When the last frame of any kind arrived (for idle detection).
     public private(set) var lastFrameAt: NIODeadline = .now()
     public private(set) var subprotocol: String?
     /// The agreed permessage-deflate parameters; nil while uncompressed (or not yet open).
     public private(set) var compression: PerMessageDeflateParameters?
-    /// The frame handler's inflater, kept here only to read its counters.
-    private var inflater: MessageInflater?
     /// Bytes in and out of the inflater so far; nil on an uncompressed connection.
-    public var compressionStats: CompressionStats? { inflater?.stats }
+    public var compressionStats: CompressionStats? { compression == nil ? nil : decoder?.inflater?.stats }
 
     public init(loop: any EventLoop, request: HandshakeRequest, tls: NIOSSLContext?, serverName: String?, options: Options) {
         self.loop = loop
@@ -105,50 +102,53 @@ public final class UpstreamConnection: @unchecked Sendable {
         self.tls = tls
         self.serverName = serverName
         self.options = options
+        let target = "\(request.url.host):\(request.url.port)"
+        self.machine = WebSocketConnectionStateMachine(
+            timeouts: .init(connect: options.connectTimeout, handshake: options.handshakeTimeout, close: options.closeTimeout),
+            target: target)
     }
 
     // MARK: - Commands (call on `loop`)
 
     public func start() {
         loop.preconditionInEventLoop()
-        guard phase == .idle else { return }
-        phase = .connecting
-        arm(options.connectTimeout) { $0.failOpen(.connect("connect timeout (\($0.options.connectTimeout)) to \($0.request.url.host):\($0.request.url.port)")) }
+        let actions = machine.start()
+        guard !actions.isEmpty else { return }
+        perform(actions)
         let proxy = options.proxy
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(.nanoseconds(options.connectTimeout.nanosecondsClamped))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let proxy {
-                        try channel.pipeline.syncOperations.addHandler(self.makeProxyHandler(proxy))
-                    } else {
-                        try self.configurePipeline(channel)
-                    }
-                }
+                channel.eventLoop.makeCompletedFuture { try self.configure(channel) }
             }
         let (host, port) = proxy.map { ($0.host, $0.port) } ?? (request.url.host, request.url.port)
         bootstrap.connect(host: host, port: port).whenComplete { [self] result in
             switch result {
             case .success(let channel):
-                guard phase == .connecting else {
-                    channel.close(promise: nil)
-                    return
-                }
-                self.channel = channel
-                channel.closeFuture.whenComplete { [self] _ in self.channelClosed() }
-                if tls == nil && proxy == nil { sendUpgradeRequest() }
+                attach(channel)
             case .failure(let error):
                 let via = proxy.map { " via proxy \($0)" } ?? ""
-                failOpen(.connect("connect to \(host):\(port)\(via) failed: \(Self.describe(error))"))
+                perform(machine.failOpen(.connect("connect to \(host):\(port)\(via) failed: \(Self.describe(error))")))
             }
         }
     }
 
+    /// Runs the connection on a channel that is already connected (a test's `EmbeddedChannel` or
+    /// `NIOAsyncTestingChannel`): the same pipeline and the same steps as after a real TCP connect.
+    func start(on channel: any Channel) throws {
+        loop.preconditionInEventLoop()
+        let actions = machine.start()
+        guard !actions.isEmpty else { return }
+        perform(actions)
+        try configure(channel)
+        attach(channel)
+    }
+
     public func send(_ message: OutgoingMessage) {
         loop.preconditionInEventLoop()
-        guard phase == .open, let channel else { return }
+        guard machine.isOpen, let channel else { return }
         var buffer = channel.allocator.buffer(capacity: 0)
         let opcode: WebSocketOpcode
         switch message {
@@ -161,7 +161,7 @@ public final class UpstreamConnection: @unchecked Sendable {
     /// Sends an already-framed data payload (used by the echo client for exact echoes).
     public func send(kind: ReceivedMessage.Kind, payload: ByteBuffer) {
         loop.preconditionInEventLoop()
-        guard phase == .open else { return }
+        guard machine.isOpen else { return }
         sendData(WebSocketFrame(fin: true, opcode: kind == .text ? .text : .binary, maskKey: .random(), data: payload))
     }
 
@@ -170,14 +170,14 @@ public final class UpstreamConnection: @unchecked Sendable {
     /// uncompressed.
     public func sendCompressed(kind: ReceivedMessage.Kind, payload: ByteBuffer) {
         loop.preconditionInEventLoop()
-        guard phase == .open, compression != nil else { return }
+        guard machine.isOpen, compression != nil else { return }
         sendData(WebSocketFrame(fin: true, rsv1: true, opcode: kind == .text ? .text : .binary, maskKey: .random(), data: payload))
     }
 
     /// Pings bypass queued data so a long outgoing backlog cannot delay them past the pong deadline.
     public func sendPing(_ payload: [UInt8]) {
         loop.preconditionInEventLoop()
-        guard phase == .open, let channel else { return }
+        guard machine.isOpen, let channel else { return }
         var buffer = channel.allocator.buffer(capacity: payload.count)
         buffer.writeBytes(payload)
         channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .ping, maskKey: .random(), data: buffer), promise: nil)
@@ -186,34 +186,13 @@ public final class UpstreamConnection: @unchecked Sendable {
     /// Starts the closing handshake with `code`; TCP is closed when the server answers or after `closeTimeout`.
     public func close(code: UInt16, reason: String) {
         loop.preconditionInEventLoop()
-        switch phase {
-        case .idle:
-            phase = .closed
-            closeInfo = ConnectionCloseInfo(code: code, reason: reason, initiator: .local)
-            finish()
-        case .connecting, .handshaking:
-            failOpen(.connect("cancelled: \(reason)"))
-        case .open:
-            closeInfo = ConnectionCloseInfo(code: code, reason: reason, initiator: .local)
-            sendCloseFrame(code: code, reason: reason)
-            phase = .closing
-            arm(options.closeTimeout) { $0.channel?.close(promise: nil) }
-        case .closing, .closed:
-            break
-        }
+        perform(machine.close(code: code, reason: reason))
     }
 
     /// Drops the connection at once (dead peer): a close frame is attempted but not waited for.
     public func abort(code: UInt16, reason: String) {
         loop.preconditionInEventLoop()
-        guard phase == .open || phase == .closing else {
-            close(code: code, reason: reason)
-            return
-        }
-        if closeInfo == nil { closeInfo = ConnectionCloseInfo(code: code, reason: reason, initiator: .local) }
-        if phase == .open { sendCloseFrame(code: code, reason: reason) }
-        phase = .closing
-        channel?.close(promise: nil)
+        perform(machine.abort(code: code, reason: reason))
     }
 
     /// Back-pressure from the sinks: stop or resume reading from the socket.
@@ -226,6 +205,25 @@ public final class UpstreamConnection: @unchecked Sendable {
 
     // MARK: - Pipeline
 
+    private func configure(_ channel: any Channel) throws {
+        if let proxy = options.proxy {
+            try channel.pipeline.syncOperations.addHandler(makeProxyHandler(proxy))
+        } else {
+            try configurePipeline(channel)
+        }
+    }
+
+    /// TCP is connected: keep the channel, or close it when the attempt was given up meanwhile.
+    private func attach(_ channel: any Channel) {
+        guard machine.acceptsChannel() else {
+            channel.close(promise: nil)
+            return
+        }
+        self.channel = channel
+        channel.closeFuture.whenComplete { [self] _ in self.channelClosed() }
+        if tls == nil && options.proxy == nil { sendUpgradeRequest() }
+    }
+
     private func makeProxyHandler(_ proxy: ProxyTarget) -> HTTPConnectProxyHandler {
         HTTPConnectProxyHandler(
             targetHost: request.url.host, targetPort: request.url.port, authorization: proxy.authorization,
@@ -234,10 +232,10 @@ public final class UpstreamConnection: @unchecked Sendable {
                     try configurePipeline(context.channel)
                     if tls == nil { sendUpgradeRequest() }
                 } catch {
-                    failOpen(.connect("after proxy CONNECT: \(Self.describe(error))"))
+                    perform(machine.failOpen(.connect("after proxy CONNECT: \(Self.describe(error))")))
                 }
             },
-            onFailed: { [self] message in failOpen(.connect(message)) }
+            onFailed: { [self] message in perform(machine.failOpen(.connect(message))) }
         )
     }
 
@@ -251,110 +249,85 @@ public final class UpstreamConnection: @unchecked Sendable {
             maxMessageSize: options.maxMessageSize, afterUpgrade: [HandshakeResponseHandler(connection: self)]
         ) { [self] channel, response in
             let negotiated = request.deflate.judge(response.headers["Sec-WebSocket-Extensions"])
-            let decoder = try InboundMessageDecoder(maxMessageSize: options.maxMessageSize,
-                                                    compression: (try? negotiated.get()) ?? nil)
-            try channel.pipeline.syncOperations.addHandler(WebSocketFrameHandler(connection: self, decoder: decoder))
-            self.upgraded(response, negotiated: negotiated, inflater: decoder.inflater)
+            decoder = try InboundMessageDecoder(maxMessageSize: options.maxMessageSize,
+                                                compression: (try? negotiated.get()) ?? nil)
+            try channel.pipeline.syncOperations.addHandler(WebSocketFrameHandler(connection: self))
+            self.upgraded(response, negotiated: negotiated)
         }
     }
 
     func tlsHandshakeCompleted() {
-        if phase == .connecting { sendUpgradeRequest() }
+        sendUpgradeRequest()
     }
 
     private func sendUpgradeRequest() {
-        guard phase == .connecting, let channel else { return }
-        phase = .handshaking
-        arm(options.handshakeTimeout) { $0.failOpen(.handshake("no upgrade response within \($0.options.handshakeTimeout)")) }
-        channel.write(HTTPClientRequestPart.head(request.head()), promise: nil)
-        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        guard channel != nil else { return }
+        perform(machine.transportReady())
     }
 
-    private func upgraded(_ response: HTTPResponseHead, negotiated: Result<PerMessageDeflateParameters?, DeflateNegotiationError>,
-                          inflater: MessageInflater?) {
-        guard phase == .handshaking else { return }
+    private func upgraded(_ response: HTTPResponseHead, negotiated: Result<PerMessageDeflateParameters?, DeflateNegotiationError>) {
         let chosen = response.headers.first(name: "Sec-WebSocket-Protocol")
-        if let chosen, !request.subprotocols.contains(chosen) {
-            failOpen(.handshake("server chose subprotocol \"\(chosen)\" that was not offered"))
-            return
+        let unoffered = chosen.flatMap { request.subprotocols.contains($0) ? nil : $0 }
+        let actions = machine.upgraded(unofferedSubprotocol: unoffered, negotiation: negotiated)
+        if machine.isOpen {
+            compression = (try? negotiated.get()) ?? nil
+            subprotocol = chosen
+            lastFrameAt = .now()
         }
-        switch negotiated {
-        case .success(let parameters):
-            compression = parameters
-            self.inflater = inflater
-        case .failure(let error):
-            // RFC 6455 §4.1 / RFC 7692 §7: _Fail the WebSocket Connection_; the close frame (1010 for a declined
-            // required extension, 1002 for an invalid answer) tells the server why.
-            sendCloseFrame(code: error.closeCode, reason: error.message)
-            failOpen(.handshake(error.message))
-            return
-        }
-        cancelDeadline()
-        subprotocol = chosen
-        phase = .open
-        lastFrameAt = .now()
-        delegate?.connectionDidOpen(self, subprotocol: chosen)
+        perform(actions)
     }
 
     // MARK: - Events from the handlers
 
     func upgradeRejected(status: HTTPResponseStatus, headers: HTTPHeaders) {
-        failOpen(.upgradeRejected(status: Int(status.code), reason: status.reasonPhrase,
-                                  headers: headers.map { ($0.name, $0.value) }))
+        perform(machine.failOpen(.upgradeRejected(status: Int(status.code), reason: status.reasonPhrase,
+                                                  headers: headers.map { ($0.name, $0.value) })))
     }
 
     func pipelineError(_ error: any Error) {
-        switch phase {
-        case .connecting:
-            failOpen(.connect("TLS: \(Self.describe(error))"))
-        case .handshaking:
-            if let upgradeError = error as? NIOHTTPClientUpgradeError, upgradeError == .upgraderDeniedUpgrade {
-                failOpen(.handshake("invalid Sec-WebSocket-Accept in the server's 101 response"))
-            } else if let upgradeError = error as? NIOHTTPClientUpgradeError, upgradeError == .responseProtocolNotFound {
-                failOpen(.handshake("101 response without Upgrade: websocket"))
-            } else {
-                failOpen(.handshake(Self.describe(error)))
-            }
-        case .open:
-            if let wsError = error as? NIOWebSocketError {
-                switch wsError {
-                case .invalidFrameLength:
-                    protocolViolation(code: CloseCode.messageTooBig, reason: "frame exceeds max_message_size \(options.maxMessageSize)")
-                default:
-                    protocolViolation(code: CloseCode.protocolError, reason: "\(wsError)")
-                }
-            } else {
-                closeInfo = closeInfo ?? ConnectionCloseInfo(code: CloseCode.abnormal, reason: Self.describe(error), initiator: .transport)
-                channel?.close(promise: nil)
-            }
-        case .closing, .closed, .idle:
-            channel?.close(promise: nil)
-        }
+        perform(machine.pipelineError(classify(error)))
     }
 
-    private var burst: [InboundMessage] = []
+    /// What the machine needs to know about a pipeline error.
+    private func classify(_ error: any Error) -> WebSocketConnectionStateMachine.PipelineError {
+        let description = Self.describe(error)
+        var classified = WebSocketConnectionStateMachine.PipelineError(description: description, handshakeDescription: description)
+        if let upgradeError = error as? NIOHTTPClientUpgradeError, upgradeError == .upgraderDeniedUpgrade {
+            classified.handshakeDescription = "invalid Sec-WebSocket-Accept in the server's 101 response"
+        } else if let upgradeError = error as? NIOHTTPClientUpgradeError, upgradeError == .responseProtocolNotFound {
+            classified.handshakeDescription = "101 response without Upgrade: websocket"
+        }
+        if let wsError = error as? NIOWebSocketError {
+            switch wsError {
+            case .invalidFrameLength:
+                classified.frameViolation = (CloseCode.messageTooBig, "frame exceeds max_message_size \(options.maxMessageSize)")
+            default:
+                classified.frameViolation = (CloseCode.protocolError, "\(wsError)")
+            }
+        }
+        return classified
+    }
 
-    func frameReceived(_ frame: WebSocketFrame, decoder: inout InboundMessageDecoder) {
+    func frameReceived(_ frame: WebSocketFrame) {
         lastFrameAt = .now()
-        switch decoder.receive(frame) {
+        guard let action = decoder?.receive(frame) else { return }
+        switch action {
         case .none:
             break
         case .message(let kind, let payload):
-            // Also while our own close frame is on its way: the server sent these before it saw it, and
-            // "received" means delivered (a graceful shutdown must not lose them).
-            guard phase == .open || (phase == .closing && closeInfo?.initiator == .local) else { return }
+            guard machine.deliversMessages else { return }
             burst.append(InboundMessage(kind: kind, payload: payload, receivedAt: .now()))
         case .replyPong(let payload):
-            guard phase == .open, let channel else { return }
+            guard machine.isOpen, let channel else { return }
             channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: payload), promise: nil)
         case .pong(let payload):
             delegate?.connection(self, didReceivePong: payload)
         case .peerClosed(let code, let reason):
             flushBurst()
-            peerClosed(code: code, reason: reason)
+            perform(machine.peerClosed(code: code, reason: reason))
         case .fail(let code, let reason):
             flushBurst()
-            protocolViolation(code: code, reason: reason)
+            perform(machine.protocolViolation(code: code, reason: reason))
         }
     }
 
@@ -386,31 +359,39 @@ public final class UpstreamConnection: @unchecked Sendable {
         }
     }
 
-    private func peerClosed(code: UInt16?, reason: String) {
-        switch phase {
-        case .open:
-            // Answer with the same code (RFC 6455 §5.5.1), then wait for the server to close TCP.
-            closeInfo = ConnectionCloseInfo(code: code ?? CloseCode.noStatus, reason: reason, initiator: .peer)
-            sendCloseFrame(code: code ?? CloseCode.normal, reason: "")
-            phase = .closing
-            arm(options.closeTimeout) { $0.channel?.close(promise: nil) }
-        case .closing:
-            // The answer to our own close frame: the handshake is complete.
-            channel?.close(promise: nil)
-        default:
-            break
-        }
+    private func channelClosed() {
+        flushBurst()
+        perform(machine.channelClosed())
     }
 
-    private func protocolViolation(code: UInt16, reason: String) {
-        guard phase == .open || phase == .closing else { return }
-        if phase == .open {
-            closeInfo = ConnectionCloseInfo(code: code, reason: reason, initiator: .protocolViolation)
-            sendCloseFrame(code: code, reason: reason)
-            phase = .closing
+    // MARK: - The machine's actions
+
+    private func perform(_ actions: [WebSocketConnectionStateMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .armDeadline(let timeout):
+                deadline?.cancel()
+                deadline = loop.assumeIsolated().scheduleTask(in: .nanoseconds(timeout.nanosecondsClamped)) { [self] in
+                    perform(machine.deadlinePassed())
+                }
+            case .cancelDeadline:
+                deadline?.cancel()
+                deadline = nil
+            case .sendUpgradeRequest:
+                channel?.write(HTTPClientRequestPart.head(request.head()), promise: nil)
+                channel?.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            case .sendCloseFrame(let code, let reason):
+                sendCloseFrame(code: code, reason: reason)
+            case .closeChannel:
+                channel?.close(promise: nil)
+            case .reportOpened:
+                delegate?.connectionDidOpen(self, subprotocol: subprotocol)
+            case .reportFailedToOpen(let failure):
+                delegate?.connection(self, didFailToOpen: failure)
+            case .reportClosed(let info):
+                delegate?.connection(self, didClose: info)
+            }
         }
-        // After a protocol error the server's frames can no longer be trusted; do not wait for its close.
-        channel?.close(promise: nil)
     }
 
     private func sendCloseFrame(code: UInt16, reason: String) {
@@ -420,49 +401,6 @@ public final class UpstreamConnection: @unchecked Sendable {
         buffer.writeString(String(reason.utf8.prefix(123)) ?? "")
         pendingData.removeAll()
         channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: buffer), promise: nil)
-    }
-
-    private func channelClosed() {
-        flushBurst()
-        cancelDeadline()
-        switch phase {
-        case .connecting:
-            failOpen(.connect("connection closed during TLS handshake"))
-        case .handshaking:
-            failOpen(.handshake("connection closed before the upgrade response"))
-        case .open, .closing:
-            phase = .closed
-            finish()
-        case .idle, .closed:
-            break
-        }
-    }
-
-    private func failOpen(_ failure: ConnectionFailure) {
-        guard phase == .connecting || phase == .handshaking else { return }
-        phase = .closed
-        self.failure = failure
-        cancelDeadline()
-        channel?.close(promise: nil)
-        delegate?.connection(self, didFailToOpen: failure)
-    }
-
-    private func finish() {
-        let info = closeInfo ?? ConnectionCloseInfo(code: CloseCode.abnormal, reason: "connection dropped without a close frame", initiator: .transport)
-        phase = .closed
-        delegate?.connection(self, didClose: info)
-    }
-
-    private func arm(_ timeout: Duration, _ action: @escaping (UpstreamConnection) -> Void) {
-        cancelDeadline()
-        deadline = loop.assumeIsolated().scheduleTask(in: .nanoseconds(timeout.nanosecondsClamped)) { [self] in
-            action(self)
-        }
-    }
-
-    private func cancelDeadline() {
-        deadline?.cancel()
-        deadline = nil
     }
 
     static func describe(_ error: any Error) -> String {
@@ -536,21 +474,19 @@ final class DeferredInactiveHandler: ChannelInboundHandler, RemovableChannelHand
     }
 }
 
-/// Frames in, protocol decisions by the decoder (inflater and assembler), results to the connection.
+/// Frames in, to the connection (whose decoder and state machine decide what they mean).
 final class WebSocketFrameHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
     private let connection: UpstreamConnection
-    private var decoder: InboundMessageDecoder
 
-    init(connection: UpstreamConnection, decoder: InboundMessageDecoder) {
+    init(connection: UpstreamConnection) {
         self.connection = connection
-        self.decoder = decoder
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        connection.frameReceived(unwrapInboundIn(data), decoder: &decoder)
+        connection.frameReceived(unwrapInboundIn(data))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

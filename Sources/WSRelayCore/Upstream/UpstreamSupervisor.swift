@@ -5,8 +5,8 @@ import Logging
 ///
 /// It exists so that every reconnect policy — backoff, token refresh, fatal codes, Retry-After, pause,
 /// shutdown — lives in one deterministic value that tests drive with plain instants, while the NIO shell
-/// (`UpstreamConnection`) only translates: socket and credential outcomes become `Event`s, `Action`s become
-/// I/O. Same shape as swift-nio's / hummingbird's WebSocket state machines: no sockets, no timers, no
+/// (`UpstreamDriver`, through `UpstreamConnectionSlots`) only translates: socket and credential outcomes
+/// become `Event`s, `Action`s become I/O. Same shape as swift-nio's / hummingbird's WebSocket state machines: no sockets, no timers, no
 /// tasks in here; time arrives as a value in each event and randomness comes from the generator given at
 /// init.
 ///
@@ -17,8 +17,9 @@ import Logging
 /// - Epochs: every `connect(epoch:)` carries a new, strictly greater epoch — the epoch counts connect
 ///   *attempts*, not successful opens, so it is known before the upgrade and the shell can tag the channel
 ///   with it. An open connection keeps the epoch of the attempt that made it (so opens show gaps where
-///   attempts failed), and messages are stamped with it. The shell must drop callbacks from a channel
-///   whose epoch is not the latest one it was asked to connect; events carry no epoch.
+///   attempts failed), and messages are stamped with it. Events carry no epoch: `UpstreamConnectionSlots`
+///   takes the connections' epoch-tagged callbacks, drops those of superseded attempts, and addresses the
+///   connection actions below to the epoch they mean.
 /// - `abortConnection`: tear down the in-flight attempt or the open channel without a close handshake.
 /// - `sendClose(code:reason:)`: start the closing handshake on the open connection. Codes:
 ///   1001 "going away" on shutdown (our process is leaving), 1000 on `removed`, `pause` and
