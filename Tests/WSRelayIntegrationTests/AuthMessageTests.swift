@@ -4,7 +4,7 @@ import Testing
 /// `placement = "message"` through the real binary against the independent Python peer: the token goes as
 /// the first message, the subscriptions wait for the `auth_ok` reply, and a server that never replies is
 /// closed with 1008 "auth timeout" at `auth_timeout` (then reconnected).
-@Suite("auth message gate (real binary)")
+@Suite("auth message gate (real binary)", .mayBlock)
 struct AuthMessageTests {
     static func config(_ dir: TemporaryDirectory, query: String, port: Int) -> String {
         UpstreamTests.config(dir, upstreams: UpstreamTests.upstream(
