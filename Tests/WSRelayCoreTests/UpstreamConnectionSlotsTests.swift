@@ -128,6 +128,25 @@ struct UpstreamConnectionSlotsTests {
         #expect(s.supervisor.state == .open(epoch: 2, since: t0))
     }
 
+    @Test func aSecondRotationBeforeTheFirstRetiredKeepsDeliveringBoth() {
+        var s = slots(rotate: true)
+        _ = open(&s, credential(1))
+        _ = s.handle(.renewalDue(epoch: 1, now: t0))
+        _ = s.handle(.credentialReady(credential(2), now: t0))
+        _ = s.handle(.opened(epoch: 2, now: t0, wallNow: wall0))
+        // Epoch 1 has not finished its closing handshake when the next rotation opens epoch 3.
+        _ = s.handle(.renewalDue(epoch: 2, now: t0))
+        #expect(render(s.handle(.credentialReady(credential(3), now: t0))) == ["connect 3 gen=3 successor"])
+        let third = render(s.handle(.opened(epoch: 3, now: t0, wallNow: wall0)))
+        #expect(!third.contains { $0.hasPrefix("abandon") }, "nothing the server already sent is dropped: \(third)")
+        #expect(third.contains("close 2 1000 token rotation"))
+        #expect(s.currentEpoch == 3 && s.delivers(1) && s.delivers(2) && s.delivers(3))
+        _ = s.handle(.closed(epoch: 1, .init(code: 1000, reason: "token rotation", initiator: .local), now: t0))
+        #expect(!s.delivers(1) && s.delivers(2))
+        _ = s.handle(.closed(epoch: 2, .init(code: 1000, reason: "token rotation", initiator: .local), now: t0))
+        #expect(!s.delivers(2) && s.delivers(3))
+    }
+
     @Test func aRenewAtAlreadyPassedWaitsAtLeastASecond() {
         var s = slots(rotate: true)
         let past = WallClockTime(microsecondsSinceEpoch: wall0.microsecondsSinceEpoch - 5_000_000)

@@ -87,8 +87,8 @@ struct UpstreamConnectionSlots: Sendable {
     private var current: Slot?
     /// Token rotation: the attempt opening beside `current`.
     private var successor: Slot?
-    /// Token rotation: the previous connection, closing after its successor opened; still delivered.
-    private var retiring: UInt64?
+    /// Token rotation: the previous connections, each closing after its successor opened; still delivered.
+    private var retiring: Set<UInt64> = []
     /// `auth_ok`: the current connection's subscriptions wait for a reply containing `pattern`.
     private var authGate: (epoch: UInt64, pattern: String)?
     /// The credential fetched for the next attempt.
@@ -104,8 +104,8 @@ struct UpstreamConnectionSlots: Sendable {
 
     var currentEpoch: UInt64? { current?.epoch }
 
-    /// Messages of the current and of the retiring connection are delivered.
-    func delivers(_ epoch: UInt64) -> Bool { epoch == current?.epoch || epoch == retiring }
+    /// Messages of the current and of the retiring connections are delivered.
+    func delivers(_ epoch: UInt64) -> Bool { epoch == current?.epoch || retiring.contains(epoch) }
 
     func awaitsAuthReply(on epoch: UInt64) -> Bool { authGate?.epoch == epoch }
 
@@ -131,8 +131,10 @@ struct UpstreamConnectionSlots: Sendable {
             if let next = successor, next.epoch == epoch {
                 // Token rotation: the successor becomes the current connection; the old one retires (the
                 // supervisor's `retire` closes it) and is still delivered until it is gone.
-                if let old = retiring { actions.append(.abandon(epoch: old, reason: "superseded")) }
-                retiring = current?.epoch
+                // An earlier retiring connection still finishing its handshake stays too: aborting it would
+                // drop what the server sent before our close (seen with rotations a second apart on a loaded
+                // machine). Each is gone within the close timeout, so there are never many.
+                if let old = current?.epoch { retiring.insert(old) }
                 current = next
                 successor = nil
                 authGate = nil
@@ -171,8 +173,7 @@ struct UpstreamConnectionSlots: Sendable {
 
         case .closed(let epoch, let info, let now):
             var actions: [Action] = [.announceClosed(epoch: epoch, info)]
-            if epoch == retiring {
-                retiring = nil
+            if retiring.remove(epoch) != nil {
                 return actions + [.log(.info, "retired connection closed: \(info) (epoch \(epoch))")]
             }
             guard current?.epoch == epoch else { return actions }
@@ -249,7 +250,7 @@ struct UpstreamConnectionSlots: Sendable {
             defer { successor = nil }
             return successor.map { [.abandon(epoch: $0.epoch, reason: "connection abandoned")] } ?? []
         case .retire(let epoch, let code, let reason):
-            return retiring == epoch ? [.close(epoch: epoch, code: code, reason: reason)] : []
+            return retiring.contains(epoch) ? [.close(epoch: epoch, code: code, reason: reason)] : []
         case .sendClose(let code, let reason):
             return current.map { [.close(epoch: $0.epoch, code: code, reason: reason)] } ?? []
         case .abortConnection:
@@ -268,10 +269,10 @@ struct UpstreamConnectionSlots: Sendable {
             var actions: [Action] = [.endCurrent]
             if let epoch = current?.epoch { actions.append(.forget(epoch: epoch)) }
             if let epoch = successor?.epoch { actions.append(.abandon(epoch: epoch, reason: "connection abandoned")) }
-            if let epoch = retiring { actions.append(.forget(epoch: epoch)) }
+            for epoch in retiring.sorted() { actions.append(.forget(epoch: epoch)) }
             current = nil
             successor = nil
-            retiring = nil
+            retiring = []
             authGate = nil
             pendingCredential = nil
             return actions + [.finished]

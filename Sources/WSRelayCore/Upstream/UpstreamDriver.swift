@@ -33,7 +33,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     // Loop-confined state.
     private var slots: UpstreamConnectionSlots
     private var keepalive: KeepaliveStateMachine
-    /// The live connections by epoch (at most the current one, a successor and a retiring one).
+    /// The live connections by epoch (the current one, a successor and the retiring ones).
     private var connections: [UInt64: UpstreamConnection] = [:]
     private var renewalTimer: Scheduled<Void>?
     private var supervisorTimer: Scheduled<Void>?
