@@ -176,11 +176,12 @@ def merge_into_previous(path, data):
     return previous
 
 
-def add_supplement(path, data):
-    """This run's figures as a section of their own below the main run's, which stay as they are."""
+def add_supplement(path, data, title=None):
+    """This run's figures as a section of their own below the main run's, which stay as they are (an earlier
+    supplement with the same title, by default the kinds of figures, is replaced)."""
     with open(path) as f:
         main_run = json.load(f)
-    title = ", ".join(sorted({r["kind"] for r in data["results"]}))
+    title = title or ", ".join(sorted({r["kind"] for r in data["results"]}))
     supplements = [x for x in main_run.get("supplements", []) if x.get("title") != title]
     data["title"] = title
     main_run["supplements"] = supplements + [data]
@@ -214,6 +215,7 @@ def main():
     parser.add_argument("--supplement", action="store_true",
                         help="keep bench/RESULTS.json's run as it is and add this run's figures as a section of their "
                              "own (replacing an earlier supplement of the same kinds); implied by --instructions")
+    parser.add_argument("--title", help="--supplement: the section's title (default: the kinds of figures in it)")
     parser.add_argument("--instructions", action="store_true",
                         help="only instructions per message under callgrind (binaries built with DWARF 4; see bench/run)")
     args = parser.parse_args()
@@ -258,7 +260,7 @@ def main():
             shutil.rmtree(ctx.root, ignore_errors=True)
     if not args.no_report:
         if args.supplement:
-            data = add_supplement(os.path.join(ctx.bench_dir, "RESULTS.json"), data)
+            data = add_supplement(os.path.join(ctx.bench_dir, "RESULTS.json"), data, args.title)
         elif args.update:
             data = merge_into_previous(os.path.join(ctx.bench_dir, "RESULTS.json"), data)
         path = os.path.join(ctx.bench_dir, "RESULTS.md")
