@@ -244,7 +244,7 @@ def main():
         if "storm" in sections:
             data["results"] += run_storm(ctx, scale, args.repeat)
         if "instructions" in sections:
-            data["results"] += instructions.run(ctx, args.scale, args.flood or ["sim"])
+            data["results"] += instructions.run(ctx, args.scale, args.flood or ["sim"], args.sink)
     finally:
         data["duration_s"] = time.monotonic() - started
         data["load_at_end"] = machine_load()
