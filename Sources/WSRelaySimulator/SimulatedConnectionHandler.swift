@@ -79,10 +79,13 @@ final class SimulatedConnectionHandler: ChannelInboundHandler {
             rawFrames = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
         }
         if let rate = scenario.rate, rate > 0 {
-            let interval = TimeAmount.milliseconds(1)
-            let perTick = rate / 1000
+            let interval = TimeAmount.milliseconds(Int64(scenario.tickMilliseconds))
+            let perTick = rate * Double(scenario.tickMilliseconds) / 1000
+            // `spread`: a random phase within the tick and within one message's credit.
+            let phase = scenario.spread ? TimeAmount.microseconds(Int64.random(in: 0..<Int64(scenario.tickMilliseconds) * 1000)) : .zero
+            if scenario.spread { credit = Double.random(in: 0..<1) }
             let ctx = context
-            tick = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { [self] _ in
+            tick = context.eventLoop.scheduleRepeatedTask(initialDelay: phase, delay: interval) { [self] _ in
                 credit = min(credit + perTick, max(perTick * 10, 1))
                 pump(context: ctx)
             }

@@ -7,6 +7,12 @@ public struct SimulatorScenario: Sendable, Equatable {
     public var size = 64
     /// Messages per second; nil sends as fast as the client reads.
     public var rate: Double?
+    /// Pacing interval for `rate` in milliseconds (default 1): a thousand slow connections then need a tenth
+    /// of the timer firings, so the simulator does not compete with the relay for the benchmark's cores.
+    public var tickMilliseconds = 1
+    /// Start the pacing at a random phase (within the tick and within one message), so many paced connections
+    /// released together do not all send in the same tick (independent feeds are not synchronised).
+    public var spread = false
     public var binary = false
     /// Split each message into this many frames.
     public var fragments = 1
@@ -56,6 +62,8 @@ public struct SimulatorScenario: Sendable, Equatable {
             case "count": count = Int(value) ?? 0
             case "size": size = Int(value) ?? size
             case "rate": rate = Double(value)
+            case "tick": tickMilliseconds = max(1, Int(value) ?? 1)
+            case "spread": spread = value != "0"
             case "binary": binary = value != "0"
             case "fragments": fragments = max(1, Int(value) ?? 1)
             case "close": closeCode = UInt16(value)

@@ -151,11 +151,14 @@ def run_pair(ctx, relay, sink, size, n0, n, source):
     return result
 
 
-def run(ctx, scale, sources):
+def run(ctx, scale, sources, sinks=None):
+    """The cases of CASES, or with `sinks` those sinks (websocat too where it has the sink)."""
+    cases = CASES if not sinks else [(sink, ("wsrelay", "websocat") if sink in throughput.WEBSOCAT_SINKS else ("wsrelay",))
+                                     for sink in sinks]
     results = []
     for source in sources:
         for size, (n0, n) in COUNTS[scale].items():
-            for sink, relays in CASES:
+            for sink, relays in cases:
                 for relay in relays:
                     try:
                         results.append(run_pair(ctx, relay, sink, size, n0, n, source))

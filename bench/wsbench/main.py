@@ -96,17 +96,22 @@ def run_throughput(ctx, scale, repeat, only_sinks, sources):
     return results
 
 
-def run_latency(ctx, scale):
+def run_latency(ctx, scale, many=()):
+    """Each rate with one upstream (wsrelay and websocat), then with each of `many` upstreams busy at once
+    (wsrelay only: websocat relays one connection per process)."""
     results = []
     for rate in (10_000, 100_000):
-        for relay in ("wsrelay", "websocat"):
-            log(f"latency at {rate:,} msg/s via {relay} for {scale['latency_s']} s ...")
+        cases = [(relay, 1) for relay in ("wsrelay", "websocat")] + [("wsrelay", n) for n in many]
+        for relay, connections in cases:
+            log(f"latency at {rate:,} msg/s over {connections:,} connection(s) via {relay} for {scale['latency_s']} s ...")
             try:
-                r = latency.run_case(ctx, relay, rate, scale["latency_s"])
+                r = latency.run_case(ctx, relay, rate, scale["latency_s"], connections)
                 warn_unclean_exit(r)
-                log(f"  p50 {r['p50_us']:.0f} µs, p99 {r['p99_us']:.0f} µs, p99.9 {r['p999_us']:.0f} µs, max {r['max_us']:.0f} µs")
+                log(f"  p50 {r['p50_us']:.0f} µs, p99 {r['p99_us']:.0f} µs, p99.9 {r['p999_us']:.0f} µs, max {r['max_us']:.0f} µs, "
+                    f"relay CPU {r['cpu_percent']:.1f} %, simulator CPU {r['sim_cpu_percent']:.1f} % (load {r['load_before']['load1']:.2f})")
             except Exception as error:
-                r = {"kind": "latency", "relay": relay, "rate": rate, "ok": False, "note": f"{type(error).__name__}: {error}"}
+                r = {"kind": "latency", "relay": relay, "rate": rate, "connections": connections, "ok": False,
+                     "note": f"{type(error).__name__}: {error}"}
                 log(f"  failed: {r['note']}")
             results.append(r)
     return results
@@ -171,11 +176,12 @@ def merge_into_previous(path, data):
     return previous
 
 
-def add_supplement(path, data):
-    """This run's figures as a section of their own below the main run's, which stay as they are."""
+def add_supplement(path, data, title=None):
+    """This run's figures as a section of their own below the main run's, which stay as they are (an earlier
+    supplement with the same title, by default the kinds of figures, is replaced)."""
     with open(path) as f:
         main_run = json.load(f)
-    title = ", ".join(sorted({r["kind"] for r in data["results"]}))
+    title = title or ", ".join(sorted({r["kind"] for r in data["results"]}))
     supplements = [x for x in main_run.get("supplements", []) if x.get("title") != title]
     data["title"] = title
     main_run["supplements"] = supplements + [data]
@@ -192,6 +198,10 @@ def main():
                              "(repeatable; default both)")
     parser.add_argument("--connections", action="append", type=int,
                         help="idle: this many upstreams (repeatable; default by scale: 1,000 / 5,000 / 10,000 / 18,000)")
+    parser.add_argument("--storm-connections", type=int, help="storm: this many upstreams (default by scale: 1,000)")
+    parser.add_argument("--latency-connections", action="append", type=int,
+                        help="latency: also with this many upstreams busy at once, the rate spread over them "
+                             "(repeatable; wsrelay only; default: 1 only)")
     parser.add_argument("--repeat", type=int, default=3, help="throughput and storm runs per case; the median is reported")
     parser.add_argument("--wsrelay", required=True)
     parser.add_argument("--simulator", required=True)
@@ -205,11 +215,14 @@ def main():
     parser.add_argument("--supplement", action="store_true",
                         help="keep bench/RESULTS.json's run as it is and add this run's figures as a section of their "
                              "own (replacing an earlier supplement of the same kinds); implied by --instructions")
+    parser.add_argument("--title", help="--supplement: the section's title (default: the kinds of figures in it)")
     parser.add_argument("--instructions", action="store_true",
                         help="only instructions per message under callgrind (binaries built with DWARF 4; see bench/run)")
     args = parser.parse_args()
     ctx = Context(args)
-    scale = SCALES[args.scale]
+    scale = dict(SCALES[args.scale])
+    if args.storm_connections:
+        scale["storm"] = args.storm_connections
     sections = ["instructions"] if args.instructions else (args.only or list(DEFAULT_SECTIONS))
     if args.instructions:
         args.supplement = True
@@ -225,13 +238,13 @@ def main():
         if "throughput" in sections:
             data["results"] += run_throughput(ctx, scale, args.repeat, args.sink, args.flood or list(simulator.SOURCES))
         if "latency" in sections:
-            data["results"] += run_latency(ctx, scale)
+            data["results"] += run_latency(ctx, scale, args.latency_connections or [])
         if "idle" in sections:
             data["results"] += run_idle(ctx, scale, args.connections)
         if "storm" in sections:
             data["results"] += run_storm(ctx, scale, args.repeat)
         if "instructions" in sections:
-            data["results"] += instructions.run(ctx, args.scale, args.flood or ["sim"])
+            data["results"] += instructions.run(ctx, args.scale, args.flood or ["sim"], args.sink)
     finally:
         data["duration_s"] = time.monotonic() - started
         data["load_at_end"] = machine_load()
@@ -247,7 +260,7 @@ def main():
             shutil.rmtree(ctx.root, ignore_errors=True)
     if not args.no_report:
         if args.supplement:
-            data = add_supplement(os.path.join(ctx.bench_dir, "RESULTS.json"), data)
+            data = add_supplement(os.path.join(ctx.bench_dir, "RESULTS.json"), data, args.title)
         elif args.update:
             data = merge_into_previous(os.path.join(ctx.bench_dir, "RESULTS.json"), data)
         path = os.path.join(ctx.bench_dir, "RESULTS.md")

@@ -40,8 +40,8 @@ class FloodSource:
     def token_url(self):
         return f"http://127.0.0.1:{self.token_port}/token"
 
-    def _request(self, method, path):
-        connection = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=10)
+    def _request(self, method, path, timeout=10):
+        connection = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
         try:
             connection.request(method, path)
             response = connection.getresponse()
@@ -57,8 +57,10 @@ class FloodSource:
         return self._request("GET", "/stats")
 
     def release(self):
-        """Starts every held flood; returns the CLOCK_MONOTONIC time of the release."""
-        return self._request("POST", "/release")["at_ns"]
+        """Starts every held flood; returns the CLOCK_MONOTONIC time of the release. The simulator may answer
+        only when a flood that the relay reads as fast as it is made has been sent: a compressed 4 KiB flood
+        keeps the sending connection writable and its event loop busy (the admin port can share that loop)."""
+        return self._request("POST", "/release", timeout=300)["at_ns"]
 
     def close_all(self, code, reason="bench"):
         return self._request("POST", f"/close-all?code={code}&reason={reason}")["at_ns"]
