@@ -6,7 +6,7 @@ import WSRelaySimulator
 /// The simulator's pacing options for the benchmark with many busy connections (`bench/wsbench/latency.py`):
 /// `tick=MS` paces in coarser ticks, `spread=1` starts each connection at a random phase. Checked through the
 /// real daemon: every paced connection still delivers all its messages, in order.
-@Suite("simulator pacing for benchmarks", .serialized, .timeLimit(.minutes(1)))
+@Suite("simulator pacing for benchmarks", .mayBlock, .serialized, .timeLimit(.minutes(1)))
 struct SimulatorPacingTests {
     @Test("tick= and spread= are read from the query; 20 connections paced in 10 ms ticks from random phases deliver every message in order")
     func coarseTicksFromRandomPhases() async throws {
