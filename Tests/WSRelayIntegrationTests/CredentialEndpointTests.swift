@@ -265,8 +265,10 @@ import Testing
         // The window opens after the first (refused) call: how long that takes is not what is tested.
         await #expect(throws: CredentialError.self) { try await credential.token() }
         calls += 1
-        let window = ContinuousClock.now + .seconds(2)
-        while ContinuousClock.now < window, calls < 2000 {
+        // 200 calls 5 ms apart (about 1 s on a quiet machine; the 20 s bound is a safety net): enough calls
+        // that one attempt per call would show, however slowly a loaded machine makes them.
+        let window = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < window, calls < 200 {
             calls += 1
             do {
                 _ = try await credential.token()
@@ -293,8 +295,9 @@ import Testing
         let gaps = zip(retryTimes, retryTimes.dropFirst()).map { $1.duration(since: $0) }
         #expect(gaps.allSatisfy { $0 >= .milliseconds(50) })
         if gaps.count >= 3 { #expect(gaps[2] >= .milliseconds(200), "\(gaps)") }
-        #expect(credential.status().state.hasPrefix("backing off until"))
-        #expect(logs.count("credential refresh failed") == attempts)
+        let state = credential.status().state
+        #expect(state.hasPrefix("backing off until") || state == "refreshing", "\(state)")
+        #expect(logs.count("credential refresh failed") >= attempts)
         await store.shutdown()
     }
 
