@@ -48,9 +48,15 @@ struct ManyUpstreamsShutdownTests {
         #expect(!daemon.log.contains("Fatal error"))
         #expect(!daemon.log.contains("did not finish within"))
 
+        // One connection per upstream, unless an attempt failed on the way up (100 upgrades at once on a loaded
+        // machine can pass the handshake timeout): then the upstream's last connection is the one SIGTERM closed.
         let connections = server.recorder.connections
-        #expect(connections.count == count)
-        #expect(connections.allSatisfy { $0.closeCodeReceived == 1001 }, "an upstream was not closed with 1001")
+        func upstreamName(_ connection: SimulatorRecorder.Connection) -> String {
+            String(connection.path.dropFirst().prefix { $0 != "?" })
+        }
+        let byUpstream = Dictionary(grouping: connections, by: upstreamName)
+        #expect(byUpstream.count == count)
+        #expect(byUpstream.values.allSatisfy { $0.last?.closeCodeReceived == 1001 }, "an upstream was not closed with 1001")
         let text = try String(contentsOfFile: out, encoding: .utf8)
         #expect(text.hasSuffix("\n"), "torn last line")
         let lines = EnvelopeLine.parse(file: out)
@@ -59,10 +65,9 @@ struct ManyUpstreamsShutdownTests {
         for line in lines { seqs[line.upstream ?? "", default: []].append(line.seq ?? -1) }
         #expect(seqs.count == count)
         #expect(seqs.values.allSatisfy { $0 == Array(1...$0.count) }, "an upstream's seq has a hole")
-        // Everything each server connection sent before our 1001 is in the file.
-        for connection in connections {
-            let name = String(connection.path.dropFirst().prefix { $0 != "?" })
-            #expect(seqs[name]?.count == connection.messagesSent, "\(name): file \(seqs[name]?.count ?? 0), sent \(connection.messagesSent)")
+        // Everything each upstream's server connections sent before our 1001 is in the file.
+        for (name, sent) in byUpstream.mapValues({ $0.reduce(0) { $0 + $1.messagesSent } }) {
+            #expect(seqs[name]?.count == sent, "\(name): file \(seqs[name]?.count ?? 0), sent \(sent)")
         }
     }
 }
