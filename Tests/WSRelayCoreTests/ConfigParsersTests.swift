@@ -57,6 +57,8 @@ struct ConfigDurationParserTests {
         let samples: [Duration] = [
             .seconds(1), .seconds(59), .seconds(61), .milliseconds(1001), .nanoseconds(123_456_789),
             .seconds(7 * 86400 + 1), .microseconds(999), .seconds(100_000), .milliseconds(60_001),
+            // Found by fuzzing (Fuzz/regressions/duration-size): 19 digits of nanoseconds.
+            .nanoseconds(3_333_337_474_300_000_007), .nanoseconds(Int64.max),
         ]
         for d in samples {
             let text = DurationParser.format(d)
