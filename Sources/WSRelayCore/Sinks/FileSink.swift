@@ -17,7 +17,7 @@ public final class FileSink: Service, LineSink, Sendable {
     init(
         settings: SinkSettings, file: FileSinkSettings, directory: UpstreamDirectory, registry: FlowControlRegistry,
         forcedExit: ForcedExit, logger: Logger
-    ) throws(SinkSetupError) {
+    ) throws(SetupError) {
         self.settings = settings
         self.file = file
         format = settings.format
@@ -27,7 +27,7 @@ public final class FileSink: Service, LineSink, Sendable {
         do throws(SystemError) {
             try output.open()
         } catch {
-            throw SinkSetupError("file sink \(file.path): cannot open: \(SystemError.describe(error.errno))")
+            throw SetupError("file sink \(file.path): cannot open: \(SystemError.describe(error.errno))")
         }
         var configuration = LineWriter.Configuration(
             label: "file sink \(file.path)", target: output.target, capacity: file.buffer, onFull: file.onFull)
@@ -121,10 +121,4 @@ extension SinkStatus {
         failing = snapshot.counters.failing
         pausingUpstreams = snapshot.pausing
     }
-}
-
-/// A startup error from opening a sink: one line naming the sink, the path and the cause.
-public struct SinkSetupError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
 }

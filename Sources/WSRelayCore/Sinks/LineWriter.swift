@@ -420,16 +420,10 @@ final class LineWriter: @unchecked Sendable {
 
     private func logRecovery(_ recovery: WriteErrorEpisode.Recovery) {
         logger.notice("\(configuration.label): writing again", metadata: [
-            "failed_for": "\(Self.seconds(recovery.duration))",
+            "failed_for": "\(recovery.duration.secondsText)",
             "failed_attempts": "\(recovery.failures)",
             "last_error": "\(recovery.lastError)",
         ])
-    }
-
-    private static func seconds(_ d: Duration) -> String {
-        let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
-        let fraction = String(ms % 1000)
-        return "\(ms / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)s"
     }
 
     private func syncNow(_ now: ContinuousClock.Instant) {

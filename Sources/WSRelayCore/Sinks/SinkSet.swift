@@ -42,7 +42,7 @@ public final class SinkSet: Service, Sendable {
         members = NIOLockedValueBox(opened.map { ($0, running.add($0.service)) })
     }
 
-    /// Opens files and binds sockets. A thrown error is a startup error (`SinkSetupError`, one line naming the
+    /// Opens files and binds sockets. A thrown error is a startup error (`SetupError`, one line naming the
     /// path and the cause); whatever was opened before it is closed again. `onSubscribersChanged` gets +1 / -1
     /// as socket subscribers come and go.
     public static func open(

@@ -5,8 +5,8 @@ import Logging
 ///
 /// It exists so that every reconnect policy — backoff, token refresh, fatal codes, Retry-After, pause,
 /// shutdown — lives in one deterministic value that tests drive with plain instants, while the NIO shell
-/// (`UpstreamConnection`) only translates: socket and credential outcomes become `Event`s, `Action`s become
-/// I/O. Same shape as swift-nio's / hummingbird's WebSocket state machines: no sockets, no timers, no
+/// (`UpstreamDriver`, which owns the `UpstreamConnection`s) only translates: socket and credential outcomes
+/// become `Event`s, `Action`s become I/O. Same shape as swift-nio's / hummingbird's WebSocket state machines: no sockets, no timers, no
 /// tasks in here; time arrives as a value in each event and randomness comes from the generator given at
 /// init.
 ///
