@@ -58,6 +58,7 @@ public final class RelayRuntime: Sendable {
                 settings: settings,
                 loop: group.next(),
                 consumer: sinks.router,
+                flowControls: sinks.flowControls,
                 credentials: settings.auth.flatMap { credentials.credential(named: $0) },
                 tlsContext: settings.url.secure ? Result { try TLSContextFactory.makeContext(settings.tls) } : nil,
                 // Half the shutdown budget for the closing handshake; the rest is for the sinks to drain.

@@ -39,8 +39,7 @@ public final class FileSink: Service, LineSink, Sendable {
         logger[metadataKey: "sink"] = "file:\(file.path)"
         LineWriter.logTornLine(output, label: configuration.label, logger: logger)
         writer = LineWriter(
-            configuration: configuration, output: output, selection: selection,
-            upstreamNames: settings.upstreams.isEmpty ? nil : Set(settings.upstreams), events: settings.events,
+            configuration: configuration, output: output, selection: selection, events: settings.events,
             directory: directory, registry: registry, forcedExit: forcedExit, logger: logger)
     }
 
@@ -89,8 +88,7 @@ public final class StdoutSink: Service, LineSink, Sendable {
         var logger = logger
         logger[metadataKey: "sink"] = "stdout"
         writer = LineWriter(
-            configuration: configuration, output: output, selection: selection,
-            upstreamNames: settings.upstreams.isEmpty ? nil : Set(settings.upstreams), events: settings.events,
+            configuration: configuration, output: output, selection: selection, events: settings.events,
             directory: directory, registry: registry, forcedExit: forcedExit, logger: logger)
     }
 

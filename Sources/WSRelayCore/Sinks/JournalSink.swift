@@ -30,7 +30,7 @@ public final class JournalSink: Service, RelayEventSink, @unchecked Sendable {
     static let entryOverhead = 160
 
     let settings: SinkSettings
-    private let names: Set<String>?
+    private let selection: UpstreamSelection
     private let directory: UpstreamDirectory
     private let logger: Logger
     private let send: Send
@@ -55,7 +55,7 @@ public final class JournalSink: Service, RelayEventSink, @unchecked Sendable {
 
     init(settings: SinkSettings, directory: UpstreamDirectory, logger: Logger, send: Send? = nil) {
         self.settings = settings
-        self.names = settings.upstreams.isEmpty ? nil : Set(settings.upstreams)
+        self.selection = UpstreamSelection(names: settings.upstreams, directory: directory)
         self.directory = directory
         var logger = logger
         logger[metadataKey: "sink"] = "journal"
@@ -73,8 +73,8 @@ public final class JournalSink: Service, RelayEventSink, @unchecked Sendable {
                 let name = event.upstream
                 if name != lastName {
                     lastName = name
-                    wanted = names?.contains(name) ?? true
-                    if wanted { id = directory.id(for: name).0 }
+                    id = directory.id(for: name).0
+                    wanted = selection.contains(id)
                 }
                 guard wanted else { continue }
                 switch event {

@@ -57,7 +57,6 @@ final class LineWriter: @unchecked Sendable {
     let configuration: Configuration
     let selection: UpstreamSelection
     let events: Bool
-    private let upstreamNames: Set<String>?
     private let directory: UpstreamDirectory
     private let registry: FlowControlRegistry
     private let forcedExit: ForcedExit
@@ -94,14 +93,12 @@ final class LineWriter: @unchecked Sendable {
     static let fullWaitMilliseconds: Int32 = 100
 
     init(
-        configuration: Configuration, output: FileOutput, selection: UpstreamSelection, upstreamNames: Set<String>?,
-        events: Bool, directory: UpstreamDirectory, registry: FlowControlRegistry, forcedExit: ForcedExit,
+        configuration: Configuration, output: FileOutput, selection: UpstreamSelection, events: Bool, directory: UpstreamDirectory, registry: FlowControlRegistry, forcedExit: ForcedExit,
         logger: Logger
     ) {
         self.configuration = configuration
         self.output = output
         self.selection = selection
-        self.upstreamNames = upstreamNames
         self.events = events
         self.directory = directory
         self.registry = registry
@@ -143,7 +140,7 @@ final class LineWriter: @unchecked Sendable {
                 }
             }
             if writerSleeping { signal.signal() }
-            if pause { registry.pause(by: token, upstreams: upstreamNames) }
+            if pause { registry.pause(by: token, upstreams: selection) }
         }
     }
 

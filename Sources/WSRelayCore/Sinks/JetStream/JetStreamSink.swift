@@ -35,7 +35,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
 
     let settings: SinkSettings
     let jetstream: JetStreamSinkSettings
-    private let names: Set<String>?
+    private let selection: UpstreamSelection
     private let directory: UpstreamDirectory
     private let registry: FlowControlRegistry
     private let environment: [String: String]
@@ -82,7 +82,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
     ) {
         self.settings = settings
         self.jetstream = jetstream
-        self.names = settings.upstreams.isEmpty ? nil : Set(settings.upstreams)
+        self.selection = UpstreamSelection(names: settings.upstreams, directory: directory)
         self.directory = directory
         self.registry = registry
         self.environment = environment
@@ -111,8 +111,8 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
                 let name = event.upstream
                 if name != lastName {
                     lastName = name
-                    wanted = names?.contains(name) ?? true
-                    if wanted { id = directory.id(for: name).0 }
+                    id = directory.id(for: name).0
+                    wanted = selection.contains(id)
                 }
                 guard wanted else { continue }
                 switch event {
@@ -136,7 +136,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
                 }
             }
             if publisherSleeping { signal.signal() }
-            if pause { registry.pause(by: token, upstreams: names) }
+            if pause { registry.pause(by: token, upstreams: selection) }
         }
     }
 
