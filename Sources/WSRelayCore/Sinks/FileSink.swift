@@ -3,7 +3,7 @@ import ServiceLifecycle
 
 /// `[[sink]] type = "file"`: lines appended to a file by a writer thread of its own.
 ///
-/// See `LineWriter` for batching, errors, reopening and shutdown, and `FileBufferStateMachine` for what
+/// See `LineWriter` for batching, errors, reopening and shutdown, and `SinkQueueStateMachine` for what
 /// happens when the buffer (`buffer`, default 64 MiB) is full (`on_full`).
 public final class FileSink: Service, LineSink, Sendable {
     let settings: SinkSettings

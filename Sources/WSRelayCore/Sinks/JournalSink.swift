@@ -38,7 +38,7 @@ public final class JournalSink: Service, RelayEventSink, @unchecked Sendable {
 
     // Guarded by `signal`.
     private var queue: [Item] = []
-    private var machine = FileBufferStateMachine(capacity: JournalSink.bufferCapacity, policy: .drop)
+    private var machine = SinkQueueStateMachine(capacity: JournalSink.bufferCapacity, policy: .drop)
     private var stopRequest = LineWriter.StopRequest.none
     private var finished = false
     private var writerSleeping = false

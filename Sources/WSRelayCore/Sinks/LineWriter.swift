@@ -7,7 +7,7 @@ import NIOCore
 ///
 /// ## Threads
 /// - Event loops call `enqueue` (via the router): under the lock they run the admission policy
-///   (`FileBufferStateMachine`) and append `ByteBuffer` slices of the batch — no copy, no syscall, and a
+///   (`SinkQueueStateMachine`) and append `ByteBuffer` slices of the batch — no copy, no syscall, and a
 ///   condition signal only when the writer is asleep.
 /// - The writer thread (`runLoop`) takes everything queued in one go and writes it with `writev(2)` (up to
 ///   1024 buffers / 8 MiB per call), each call inside `ForcedExit.whileWriting` with this writer's own gate
@@ -24,7 +24,7 @@ import NIOCore
 ///   partially written line on the old descriptor.
 /// - Graceful stop (`requestStop(.drain)`): everything queued is written (retrying errors until it
 ///   succeeds or the stop turns into `.abort`), then synced (whatever `fsync` says) and closed.
-// @unchecked Sendable: `signal` (WriterSignal) guards queue, machine, stopRequest, finished, reopenRequested, writerSleeping, counters, gapEncoder; the rest is the writer thread's own or immutable.
+// @unchecked Sendable: `signal` (WriterSignal) guards queue, machine, stopRequest, finished, reopenRequested, writerSleeping, counters; the rest is the writer thread's own or immutable.
 final class LineWriter: @unchecked Sendable {
     struct Configuration: Sendable {
         var label: String
@@ -67,13 +67,12 @@ final class LineWriter: @unchecked Sendable {
 
     // MARK: Guarded by `signal`
     private var queue: [ByteBuffer] = []
-    private var machine: FileBufferStateMachine
+    private var machine: SinkQueueStateMachine
     private var stopRequest = StopRequest.none
     private var finished = false
     private var reopenRequested = false
     private var writerSleeping = false
     private var counters = Counters()
-    private var gapEncoder = EnvelopeEncoder()
 
     // MARK: Writer thread only
     private let output: FileOutput
@@ -105,7 +104,7 @@ final class LineWriter: @unchecked Sendable {
         self.forcedExit = forcedExit
         self.gate = forcedExit.makeGate()
         self.logger = logger
-        self.machine = FileBufferStateMachine(capacity: configuration.capacity, policy: configuration.onFull)
+        self.machine = SinkQueueStateMachine(capacity: configuration.capacity, onFull: configuration.onFull)
         self.episode = WriteErrorEpisode(initialDelay: configuration.retryInitial, maximumDelay: configuration.retryMax)
     }
 
@@ -123,52 +122,10 @@ final class LineWriter: @unchecked Sendable {
                 counters.droppedAfterStop += UInt64(batch.messageCount)
                 return
             }
-            var pause = false
-            let total = batch.bytes.readableBytes
-            if batch.isWhollyWanted(by: selection, events: events) && machine.fits(total) {
-                if machine.admit(total) == .acceptedAndPause { pause = true }
-                queue.append(batch.bytes)
-            } else {
-                batch.forEachRun(selection: selection, events: events) { run in
-                    let bytes = batch.byteCount(of: run)
-                    if machine.fits(bytes) {
-                        if machine.admit(bytes) == .acceptedAndPause { pause = true }
-                        queue.append(batch.slice(run))
-                    } else {
-                        admitLineByLine(batch, run, pause: &pause)
-                    }
-                }
-            }
+            let outcome = machine.admit(batch, selection: selection, events: events) { lines, _ in queue.append(lines) }
             if writerSleeping { signal.signal() }
-            if pause { registry.pause(by: token, upstreams: selection) }
+            if outcome.pause { registry.pause(by: token, upstreams: selection) }
         }
-    }
-
-    private func admitLineByLine(_ batch: EncodedBatch, _ run: Range<Int>, pause: inout Bool) {
-        var acceptedFrom = -1
-        for i in run {
-            let entry = batch.entries[i]
-            let bytes = Int(entry.end) - batch.start(of: i)
-            var accepted = true
-            if entry.isEvent {
-                machine.admitUnconditionally(bytes)
-            } else {
-                switch machine.admit(bytes) {
-                case .accepted: break
-                case .acceptedAndPause: pause = true
-                case .dropped:
-                    accepted = false
-                    machine.recordDrop(upstream: entry.upstream, seq: entry.seq)
-                }
-            }
-            if accepted {
-                if acceptedFrom < 0 { acceptedFrom = i }
-            } else if acceptedFrom >= 0 {
-                queue.append(batch.slice(acceptedFrom..<i))
-                acceptedFrom = -1
-            }
-        }
-        if acceptedFrom >= 0 { queue.append(batch.slice(acceptedFrom..<run.upperBound)) }
     }
 
     func requestReopen() {
@@ -381,17 +338,14 @@ final class LineWriter: @unchecked Sendable {
     }
 
     /// Under the lock.
-    private func apply(_ action: FileBufferStateMachine.DrainAction) {
+    private func apply(_ action: SinkQueueStateMachine.DrainAction) {
         switch action {
         case .none:
             break
         case .resume:
             registry.resume(by: token)
         case .writeGaps(let gaps):
-            var buffer = ByteBufferAllocator().buffer(capacity: 128 * gaps.count)
-            gapEncoder.appendGaps(gaps, names: directory, at: .now(), to: &buffer)
-            machine.admitUnconditionally(buffer.readableBytes)
-            queue.append(buffer)
+            queue.append(machine.gapLines(gaps, names: directory))
             let total = gaps.reduce(0) { $0 + $1.dropped }
             logger.warning("\(configuration.label): writing again after dropping messages", metadata: [
                 "dropped": "\(total)",

@@ -247,7 +247,7 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
         bytesWritten.add(UInt64(bytes), ordering: .relaxed)
         writes.add(1, ordering: .relaxed)
     }
-    func countDrop() { dropped.add(1, ordering: .relaxed) }
+    func countDrops(_ n: Int) { dropped.add(UInt64(n), ordering: .relaxed) }
     func countSlowDisconnect() { slowDisconnects.add(1, ordering: .relaxed) }
 
     var subscriberCount: Int { shards.reduce(0) { $0 + $1.count.load(ordering: .relaxed) } }

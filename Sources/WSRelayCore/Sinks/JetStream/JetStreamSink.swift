@@ -8,7 +8,7 @@ import ServiceLifecycle
 ///
 /// ## Threads
 /// - Event loops call `enqueue` (via the router): under the lock they run the buffer policy
-///   (`FileBufferStateMachine`, the same `buffer`/`on_full` contract as files) and append the messages to the
+///   (`SinkQueueStateMachine`, the same `buffer`/`on_full` contract as files) and append the messages to the
 ///   in-flight window (`PublishWindow`) — no encoding, no hashing, no call into the NATS library.
 /// - One publisher thread of its own connects, checks or creates the stream, encodes each message, makes its
 ///   `Nats-Msg-Id` (`MessageIDMaker`) and publishes asynchronously, at most `max_in_flight` at a time.
@@ -46,7 +46,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
 
     // MARK: Guarded by `signal`
     private var window: PublishWindow<Item>
-    private var machine: FileBufferStateMachine
+    private var machine: SinkQueueStateMachine
     private var stopRequest = LineWriter.StopRequest.none
     private var finished = false
     private var publisherSleeping = false
@@ -91,7 +91,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
         logger[metadataKey: "sink"] = "jetstream:\(jetstream.label)"
         self.logger = logger
         window = PublishWindow(limit: jetstream.maxInFlight)
-        machine = FileBufferStateMachine(capacity: jetstream.buffer, policy: jetstream.onFull)
+        machine = SinkQueueStateMachine(capacity: jetstream.buffer, onFull: jetstream.onFull)
         ids = MessageIDMaker(dedupe: jetstream.dedupe)
     }
 
@@ -119,7 +119,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
                 case .message(let message):
                     let cost = message.payload.readableBytes + Self.entryOverhead
                     switch machine.admit(cost) {
-                    case .dropped:
+                    case .dropped, .disconnect:
                         machine.recordDrop(upstream: id, seq: message.seq)
                         continue
                     case .acceptedAndPause:
@@ -200,7 +200,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
     }
 
     /// Under the lock.
-    private func apply(_ action: FileBufferStateMachine.DrainAction) {
+    private func apply(_ action: SinkQueueStateMachine.DrainAction) {
         switch action {
         case .none:
             break
