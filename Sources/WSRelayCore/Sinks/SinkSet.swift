@@ -98,8 +98,8 @@ public final class SinkSet: Service, Sendable {
                     opened.append(.file(try FileSink(settings: sink, file: file, directory: directory,
                                                      registry: registry, forcedExit: forcedExit, logger: logger)))
                 case .stdout:
-                    opened.append(.stdout(StdoutSink(settings: sink, directory: directory, registry: registry,
-                                                     forcedExit: forcedExit, logger: logger)))
+                    opened.append(.file(FileSink(stdout: sink, directory: directory, registry: registry,
+                                                 forcedExit: forcedExit, logger: logger)))
                 case .unix(let unix):
                     opened.append(.unix(try await UnixSocketSink.open(
                         settings: sink, unix: unix, group: group, directory: directory, inherited: &inherited,
@@ -186,7 +186,7 @@ public final class SinkSet: Service, Sendable {
         router.setRoutes(lineSinks: next.compactMap(\.sink.lineSink), eventSinks: next.compactMap(\.sink.eventSink))
     }
 
-    /// SIGHUP: every file sink closes and reopens its path.
+    /// SIGHUP: every file sink closes and reopens its path (stdout has none and stays as it is).
     public func reopenFiles() {
         for (sink, _) in members.withLockedValue({ $0 }) {
             if case .file(let file) = sink { file.reopen() }
