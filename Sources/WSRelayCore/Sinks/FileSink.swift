@@ -88,7 +88,7 @@ public final class FileSink: Service, LineSink, Sendable {
     }
 
     public func run() async throws {
-        try await writer.runOnDedicatedThread(name: kind == .stdout ? "wsrelay-stdout" : "wsrelay-file")
+        try await writer.run(threadName: kind == .stdout ? "wsrelay-stdout" : "wsrelay-file")
     }
 
     var status: SinkStatus {

@@ -16,7 +16,7 @@ import ServiceLifecycle
 ///
 /// The journal is a log, not a transport: it never pauses upstreams. Its buffer is 8 MiB under `drop`;
 /// journald itself rate-limits. On graceful shutdown it sends what is queued unless the journal is failing.
-// @unchecked Sendable: `signal` (WriterSignal) guards queue, machine, stopRequest, finished, writerSleeping, sent, sentBytes, errors, lastError, failing; pending, episode, scratch are the writer thread's own.
+// @unchecked Sendable: `thread`'s lock guards queue, machine, sent, sentBytes, errors, lastError, failing; pending, episode, scratch are the writer thread's own.
 public final class JournalSink: Service, RelayEventSink, @unchecked Sendable {
     typealias Send = @Sendable (_ fields: UnsafeMutablePointer<iovec>, _ count: Int32) -> Int32
 
@@ -34,14 +34,11 @@ public final class JournalSink: Service, RelayEventSink, @unchecked Sendable {
     private let directory: UpstreamDirectory
     private let logger: Logger
     private let send: Send
-    private let signal = WriterSignal()
+    private let thread = SinkWriterThread()
 
-    // Guarded by `signal`.
+    // Guarded by `thread`'s lock.
     private var queue: [Item] = []
     private var machine = SinkQueueStateMachine(capacity: JournalSink.bufferCapacity, policy: .drop)
-    private var stopRequest = LineWriter.StopRequest.none
-    private var finished = false
-    private var writerSleeping = false
     private var sent: UInt64 = 0
     private var sentBytes: UInt64 = 0
     private var errors: UInt64 = 0
@@ -64,8 +61,8 @@ public final class JournalSink: Service, RelayEventSink, @unchecked Sendable {
     }
 
     func enqueue(_ events: [RelayEvent]) {
-        signal.withLock {
-            if finished { return }
+        thread.withLock {
+            if thread.finished { return }
             var lastName: String? = nil
             var wanted = false
             var id: UInt16 = 0
@@ -91,22 +88,17 @@ public final class JournalSink: Service, RelayEventSink, @unchecked Sendable {
                     queue.append(.event(event))
                 }
             }
-            if writerSleeping { signal.signal() }
+            thread.wakeIfSleeping()
         }
     }
 
     public func run() async throws {
-        try await runOnDedicatedThread(name: "wsrelay-journal", loop: { self.runLoop() }, requestStop: { request in
-            self.signal.withLock {
-                if request == .abort || self.stopRequest == .none { self.stopRequest = request }
-                self.signal.signal()
-            }
-        })
+        try await thread.run(name: "wsrelay-journal") { self.runLoop() }
     }
 
     var status: SinkStatus {
         var status = SinkStatus(kind: .journal, name: "journal", format: settings.format, upstreams: settings.upstreams)
-        signal.withLock {
+        thread.withLock {
             status.bytesWritten = sentBytes
             status.writes = sent
             status.bufferedBytes = machine.buffered
@@ -123,24 +115,22 @@ public final class JournalSink: Service, RelayEventSink, @unchecked Sendable {
 
     func runLoop() {
         while true {
-            let stop: LineWriter.StopRequest = signal.withLock {
+            let stop: SinkWriterThread.StopRequest = thread.withLock {
                 while true {
                     if !queue.isEmpty {
                         pending.append(contentsOf: queue)
                         queue.removeAll(keepingCapacity: true)
                     }
-                    if stopRequest == .abort { return .abort }
-                    if !pending.isEmpty && episode.mayRetry(now: .now) { return stopRequest }
-                    if pending.isEmpty && stopRequest == .drain { return .drain }
-                    writerSleeping = true
-                    signal.wait(until: pending.isEmpty ? nil : episode.retryAt)
-                    writerSleeping = false
+                    if thread.stopRequest == .abort { return .abort }
+                    if !pending.isEmpty && episode.mayRetry(now: .now) { return thread.stopRequest }
+                    if pending.isEmpty && thread.stopRequest == .drain { return .drain }
+                    thread.sleep(until: pending.isEmpty ? nil : episode.retryAt)
                 }
             }
             if stop == .abort || (stop == .drain && (pending.isEmpty || episode.isActive)) {
                 let lost = pending.count
                 pending.removeAll()
-                signal.withLock { finished = true }
+                thread.withLock { thread.finished = true }
                 if lost > 0 {
                     logger.error("journal sink: stopped with entries unsent", metadata: ["unsent": "\(lost)"])
                 }
@@ -160,7 +150,7 @@ public final class JournalSink: Service, RelayEventSink, @unchecked Sendable {
             if result < 0 {
                 let error = SystemError(errno: -result, operation: "sd_journal_sendv")
                 let isNew = episode.failed(error.description, now: .now)
-                signal.withLock {
+                thread.withLock {
                     errors += 1
                     lastError = error.description
                     failing = true
@@ -176,7 +166,7 @@ public final class JournalSink: Service, RelayEventSink, @unchecked Sendable {
             case .event(.message(let m)): cost = m.payload.readableBytes + Self.entryOverhead
             default: cost = Self.entryOverhead
             }
-            signal.withLock {
+            thread.withLock {
                 sent += 1
                 sentBytes += UInt64(scratch.storage.count)
                 failing = false

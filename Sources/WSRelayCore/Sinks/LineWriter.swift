@@ -24,7 +24,7 @@ import NIOCore
 ///   partially written line on the old descriptor.
 /// - Graceful stop (`requestStop(.drain)`): everything queued is written (retrying errors until it
 ///   succeeds or the stop turns into `.abort`), then synced (whatever `fsync` says) and closed.
-// @unchecked Sendable: `signal` (WriterSignal) guards queue, machine, stopRequest, finished, reopenRequested, writerSleeping, counters; the rest is the writer thread's own or immutable.
+// @unchecked Sendable: `thread`'s lock guards queue, machine, reopenRequested, counters (and the thread's stop request); the rest is the writer thread's own or immutable.
 final class LineWriter: @unchecked Sendable {
     struct Configuration: Sendable {
         var label: String
@@ -38,10 +38,6 @@ final class LineWriter: @unchecked Sendable {
         var identityCheckInterval: Duration = .seconds(1)
         var retryInitial: Duration = .milliseconds(100)
         var retryMax: Duration = .seconds(5)
-    }
-
-    enum StopRequest: Sendable, Equatable {
-        case none, drain, abort
     }
 
     struct Counters: Sendable {
@@ -62,16 +58,13 @@ final class LineWriter: @unchecked Sendable {
     private let forcedExit: ForcedExit
     private let gate: ForcedExit.Gate
     private let logger: Logger
-    private let signal = WriterSignal()
+    private let thread = SinkWriterThread()
     private var token: ObjectIdentifier { ObjectIdentifier(self) }
 
-    // MARK: Guarded by `signal`
+    // MARK: Guarded by `thread`'s lock
     private var queue: [ByteBuffer] = []
     private var machine: SinkQueueStateMachine
-    private var stopRequest = StopRequest.none
-    private var finished = false
     private var reopenRequested = false
-    private var writerSleeping = false
     private var counters = Counters()
 
     // MARK: Writer thread only
@@ -117,29 +110,31 @@ final class LineWriter: @unchecked Sendable {
     // MARK: Event-loop side
 
     func enqueue(_ batch: EncodedBatch) {
-        signal.withLock {
-            if finished {
+        thread.withLock {
+            if thread.finished {
                 counters.droppedAfterStop += UInt64(batch.messageCount)
                 return
             }
             let outcome = machine.admit(batch, selection: selection, events: events) { lines, _ in queue.append(lines) }
-            if writerSleeping { signal.signal() }
+            thread.wakeIfSleeping()
             if outcome.pause { registry.pause(by: token, upstreams: selection) }
         }
     }
 
     func requestReopen() {
-        signal.withLock {
+        thread.withLock {
             reopenRequested = true
-            if writerSleeping { signal.signal() }
+            thread.wakeIfSleeping()
         }
     }
 
-    func requestStop(_ request: StopRequest) {
-        signal.withLock {
-            if request == .abort || stopRequest == .none { stopRequest = request }
-            signal.signal()
-        }
+    func requestStop(_ request: SinkWriterThread.StopRequest) {
+        thread.requestStop(request)
+    }
+
+    /// Runs the writer thread until graceful shutdown (drain) or cancellation (abort).
+    func run(threadName: String) async throws {
+        try await thread.run(name: threadName) { self.runLoop() }
     }
 
     struct Snapshot: Sendable {
@@ -151,7 +146,7 @@ final class LineWriter: @unchecked Sendable {
     }
 
     var snapshot: Snapshot {
-        signal.withLock {
+        thread.withLock {
             Snapshot(counters: counters, buffered: machine.buffered, capacity: machine.capacity,
                      dropped: machine.totalDropped + counters.droppedAfterStop, pausing: machine.pausing)
         }
@@ -178,7 +173,7 @@ final class LineWriter: @unchecked Sendable {
                 // Even under `fsync = "never"`: one sync at shutdown is cheap and the process is leaving.
                 if dirty { syncNow(.now) }
                 output.close()
-                signal.withLock { finished = true }
+                thread.withLock { thread.finished = true }
                 break loop
             case .work(let reopen):
                 doWork(reopen: reopen)
@@ -189,9 +184,9 @@ final class LineWriter: @unchecked Sendable {
     private var hasPending: Bool { pendingHead < pending.count }
 
     private func nextStep() -> Step {
-        signal.withLock {
+        thread.withLock {
             while true {
-                if stopRequest == .abort { return .abort }
+                if thread.stopRequest == .abort { return .abort }
                 if !queue.isEmpty {
                     if pending.isEmpty {
                         swap(&pending, &queue)
@@ -207,10 +202,8 @@ final class LineWriter: @unchecked Sendable {
                 if reopen || (hasPending && mayAct && output.isOpen) || housekeepingDue(now) {
                     return .work(reopen: reopen)
                 }
-                if stopRequest == .drain && !hasPending { return .finish }
-                writerSleeping = true
-                signal.wait(until: nextWake(now))
-                writerSleeping = false
+                if thread.stopRequest == .drain && !hasPending { return .finish }
+                thread.sleep(until: nextWake(now))
             }
         }
     }
@@ -329,7 +322,7 @@ final class LineWriter: @unchecked Sendable {
             pendingHead = 0
         }
         guard n > 0 else { return }
-        signal.withLock {
+        thread.withLock {
             counters.bytesWritten += UInt64(n)
             counters.writes += 1
             counters.failing = false
@@ -356,13 +349,13 @@ final class LineWriter: @unchecked Sendable {
     private func failed(_ error: SystemError) {
         let now = ContinuousClock.now
         let isNew = episode.failed(error.description, now: now)
-        signal.withLock {
+        thread.withLock {
             counters.writeErrors += 1
             counters.lastError = error.description
             counters.failing = true
         }
         if isNew {
-            let buffered = signal.withLock { machine.buffered }
+            let buffered = thread.withLock { machine.buffered }
             logger.error("\(configuration.label): \(error); keeping the data queued and retrying", metadata: [
                 "buffered_bytes": "\(buffered)",
             ])
@@ -383,7 +376,7 @@ final class LineWriter: @unchecked Sendable {
         do throws(SystemError) {
             try output.sync()
         } catch {
-            signal.withLock {
+            thread.withLock {
                 counters.writeErrors += 1
                 counters.lastError = error.description
             }
@@ -427,7 +420,7 @@ final class LineWriter: @unchecked Sendable {
         do throws(SystemError) {
             try output.open()
             needsReopen = false
-            signal.withLock { counters.reopens += 1 }
+            thread.withLock { counters.reopens += 1 }
             logger.info("\(configuration.label): reopened (\(reason))")
             Self.logTornLine(output, label: configuration.label, logger: logger)
             if let recovery = episode.succeeded(now: .now) { logRecovery(recovery) }
@@ -463,8 +456,8 @@ final class LineWriter: @unchecked Sendable {
         pending.removeAll()
         pendingHead = 0
         output.close()
-        let queued = signal.withLock {
-            finished = true
+        let queued = thread.withLock {
+            thread.finished = true
             let bytes = queue.reduce(0) { $0 + $1.readableBytes }
             queue.removeAll()
             return bytes

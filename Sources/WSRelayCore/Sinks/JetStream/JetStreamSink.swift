@@ -40,16 +40,13 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
     private let registry: FlowControlRegistry
     private let environment: [String: String]
     private let logger: Logger
-    private let signal = WriterSignal()
+    private let thread = SinkWriterThread()
     private var token: ObjectIdentifier { ObjectIdentifier(self) }
     private let label: String
 
-    // MARK: Guarded by `signal`
+    // MARK: Guarded by `thread`'s lock
     private var window: PublishWindow<Item>
     private var machine: SinkQueueStateMachine
-    private var stopRequest = LineWriter.StopRequest.none
-    private var finished = false
-    private var publisherSleeping = false
     private var connected = false
     private var connectionLost = false
     private var connectionClosed = false
@@ -98,8 +95,8 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
     // MARK: Event-loop side
 
     func enqueue(_ events: [RelayEvent]) {
-        signal.withLock {
-            if finished {
+        thread.withLock {
+            if thread.finished {
                 droppedAfterStop += UInt64(events.count { if case .message = $0 { true } else { false } })
                 return
             }
@@ -135,7 +132,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
                     window.append(.event(event, number: recordNumber), bytes: Self.entryOverhead)
                 }
             }
-            if publisherSleeping { signal.signal() }
+            thread.wakeIfSleeping()
             if pause { registry.pause(by: token, upstreams: selection) }
         }
     }
@@ -143,7 +140,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
     // MARK: cnats threads
 
     func answered(message: UInt, stored: Bool, duplicate: Bool, error: String?) {
-        signal.withLock {
+        thread.withLock {
             guard let (id, attempt) = outstanding.removeValue(forKey: message) else { return }
             if stored {
                 if case .released(let bytes) = window.acknowledged(id, attempt: attempt, duplicate: duplicate) {
@@ -156,43 +153,43 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
                 lastError = "publish not acknowledged: \(error ?? "no answer")"
                 failuresToReport.append(error ?? "no acknowledgement")
             }
-            if publisherSleeping { signal.signal() }
+            thread.wakeIfSleeping()
         }
     }
 
     func disconnected(url: String?) {
-        let server = signal.withLock {
+        let server = thread.withLock {
             let server = url ?? connectedURL ?? jetstream.servers.joined(separator: ", ")
             connected = false
             connectedURL = nil
             lastError = "disconnected from \(server)"
-            signal.signal()
+            thread.wake()
             return server
         }
         logger.warning("\(label): disconnected from \(server); reconnecting, messages wait in the buffer")
     }
 
     func reconnected(url: String?) {
-        signal.withLock {
+        thread.withLock {
             connected = true
             connectionLost = true
             connectedURL = url
-            signal.signal()
+            thread.wake()
         }
         logger.notice("\(label): reconnected to \(url ?? "?"); sending again what was not acknowledged")
     }
 
     func closed() {
-        signal.withLock {
+        thread.withLock {
             connected = false
             connectedURL = nil
             connectionClosed = true
-            signal.signal()
+            thread.wake()
         }
     }
 
     func asyncError(_ text: String) {
-        signal.withLock {
+        thread.withLock {
             errors += 1
             lastError = text
         }
@@ -220,26 +217,21 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
     // MARK: Service
 
     public func run() async throws {
-        try await runOnDedicatedThread(name: "wsrelay-jetstream", loop: { self.runLoop() }, requestStop: { request in
-            self.requestStop(request)
-        })
+        try await thread.run(name: "wsrelay-jetstream") { self.runLoop() }
     }
 
-    func requestStop(_ request: LineWriter.StopRequest) {
-        signal.withLock {
-            if request == .abort || stopRequest == .none { stopRequest = request }
-            signal.signal()
-        }
+    func requestStop(_ request: SinkWriterThread.StopRequest) {
+        thread.requestStop(request)
     }
 
     /// Releases a sink that never ran.
     func closeWithoutRunning() {
-        signal.withLock { finished = true }
+        thread.withLock { thread.finished = true }
     }
 
     var status: SinkStatus {
         var status = SinkStatus(kind: .jetstream, name: jetstream.label, format: settings.format, upstreams: settings.upstreams)
-        signal.withLock {
+        thread.withLock {
             status.bytesWritten = publishedBytes
             status.writes = window.acknowledged
             status.bufferedBytes = machine.buffered
@@ -274,7 +266,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
             case .finish:
                 client?.close()
                 client = nil
-                signal.withLock { finished = true }
+                thread.withLock { thread.finished = true }
                 logger.info("\(label): everything acknowledged; closed")
                 break loop
             case .connect:
@@ -289,9 +281,9 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
         var report: [String] = []
         var answered = 0
         defer { reportAnswers(failures: report, answered: answered) }
-        return signal.withLock {
+        return thread.withLock {
             while true {
-                if stopRequest == .abort { return .abort }
+                if thread.stopRequest == .abort { return .abort }
                 if !failuresToReport.isEmpty || answersSinceReport > 0 {
                     report = failuresToReport
                     answered = answersSinceReport
@@ -312,7 +304,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
                 // Sleep until signalled, or until the backoff lets the next attempt go when one is waiting.
                 var wake: ContinuousClock.Instant? = nil
                 if client == nil || !streamReady {
-                    if stopRequest == .drain && window.isEmpty { return .finish }
+                    if thread.stopRequest == .drain && window.isEmpty { return .finish }
                     if episode.mayRetry(now: now) { return .connect }
                     wake = episode.retryAt
                 } else if connected && window.canSend {
@@ -322,12 +314,10 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
                         return .publish(entries)
                     }
                     wake = episode.retryAt
-                } else if stopRequest == .drain && window.isEmpty {
+                } else if thread.stopRequest == .drain && window.isEmpty {
                     return .finish
                 }
-                publisherSleeping = true
-                signal.wait(until: wake)
-                publisherSleeping = false
+                thread.sleep(until: wake)
             }
         }
     }
@@ -344,7 +334,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
         } else if answered > 0, episode.isActive, client != nil, streamReady,
             let recovery = episode.succeeded(now: now)
         {
-            signal.withLock { failing = false }
+            thread.withLock { failing = false }
             logger.notice("\(label): publishing again", metadata: [
                 "failed_for": "\(recovery.duration)", "failed_attempts": "\(recovery.failures)",
                 "last_error": "\(recovery.lastError)",
@@ -358,7 +348,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
             restartConnection = false
             client?.close()
             client = nil
-            signal.withLock {
+            thread.withLock {
                 outstanding.removeAll()
                 window.failAllInFlight()
             }
@@ -371,7 +361,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
                     environment: environment)
                 client = created
                 let url = created.connectedURL
-                signal.withLock {
+                thread.withLock {
                     connected = true
                     connectedURL = url
                 }
@@ -392,7 +382,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
             }
         }
         streamReady = true
-        signal.withLock {
+        thread.withLock {
             failing = false
             lastError = nil
         }
@@ -405,7 +395,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
 
     private func failed(_ description: String) {
         let isNew = episode.failed(description, now: .now)
-        let buffered = signal.withLock {
+        let buffered = thread.withLock {
             errors += 1
             lastError = description
             failing = true
@@ -420,7 +410,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
 
     private func publish(_ entries: [PublishWindow<Item>.Entry]) {
         guard let client else {
-            signal.withLock { for entry in entries { _ = window.failed(entry.id, attempt: entry.attempts) } }
+            thread.withLock { for entry in entries { _ = window.failed(entry.id, attempt: entry.attempts) } }
             return
         }
         let expectStream = jetstream.stream?.name
@@ -430,11 +420,11 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
             let problem = scratch.withUnsafeReadableBytes { data in
                 client.publish(
                     subject: subject, data: data, messageID: messageID, expectStream: expectStream,
-                    register: { key in signal.withLock { outstanding[key] = (entry.id, entry.attempts) } },
-                    unregister: { key in signal.withLock { _ = outstanding.removeValue(forKey: key) } })
+                    register: { key in thread.withLock { outstanding[key] = (entry.id, entry.attempts) } },
+                    unregister: { key in thread.withLock { _ = outstanding.removeValue(forKey: key) } })
             }
             if let problem {
-                signal.withLock {
+                thread.withLock {
                     _ = window.failed(entry.id, attempt: entry.attempts)
                     errors += 1
                     lastError = problem
@@ -504,8 +494,8 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
     }
 
     private func abandon() {
-        let (messages, bytes) = signal.withLock {
-            finished = true
+        let (messages, bytes) = thread.withLock {
+            thread.finished = true
             outstanding.removeAll()
             return window.abandon()
         }
