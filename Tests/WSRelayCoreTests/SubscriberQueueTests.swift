@@ -135,6 +135,30 @@ struct SinkQueueBatchAdmissionTests {
         #expect(q.written(30) == .resume)
     }
 
+    /// Event sinks (journal, JetStream): messages cost payload + overhead; records only with `events`.
+    @Test func eventAdmissionFiltersCostsAndDrops() {
+        let directory = UpstreamDirectory(names: ["a", "b"])
+        func message(_ upstream: String, _ seq: UInt64, bytes: Int) -> RelayEvent {
+            .message(ReceivedMessage(upstream: upstream, epoch: 1, seq: seq, receivedAt: .now(), kind: .text,
+                                     payload: ByteBuffer(repeating: 0x61, count: bytes)))
+        }
+        let input: [RelayEvent] = [
+            .connected(upstream: "a", epoch: 1, at: .now()), message("a", 1, bytes: 40), message("b", 1, bytes: 40),
+            message("a", 2, bytes: 40), message("a", 3, bytes: 5),
+        ]
+        var q = SinkQueueStateMachine(capacity: 100, policy: .drop)
+        var kept: [(String, Int)] = []
+        let outcome = q.admit(input, selection: UpstreamSelection(names: ["a"], directory: directory), events: false,
+                              directory: directory, overhead: 10) { event, cost in kept.append((event.upstream, cost)) }
+        // a/1 (50) and a/2 (50) fill the queue; a/3 would not fit and starts the drop episode.
+        #expect(kept.map(\.1) == [50, 50] && kept.allSatisfy { $0.0 == "a" })
+        #expect(outcome.dropped == 1 && q.totalDropped == 1 && !outcome.pause)
+        var withEvents = SinkQueueStateMachine(capacity: 1000, policy: .block)
+        var costs: [Int] = []
+        _ = withEvents.admit(input, selection: .all, events: true, directory: directory, overhead: 10) { costs.append($1) }
+        #expect(costs == [10, 50, 50, 50, 15])
+    }
+
     @Test func gapLinesAreCountedInTheQueue() {
         var q = SinkQueueStateMachine(capacity: 25, policy: .drop)
         let names = UpstreamDirectory(names: ["market"])

@@ -63,31 +63,8 @@ public final class JournalSink: Service, RelayEventSink, @unchecked Sendable {
     func enqueue(_ events: [RelayEvent]) {
         thread.withLock {
             if thread.finished { return }
-            var lastName: String? = nil
-            var wanted = false
-            var id: UInt16 = 0
-            for event in events {
-                let name = event.upstream
-                if name != lastName {
-                    lastName = name
-                    id = directory.id(for: name).0
-                    wanted = selection.contains(id)
-                }
-                guard wanted else { continue }
-                switch event {
-                case .message(let message):
-                    let cost = message.payload.readableBytes + Self.entryOverhead
-                    if machine.admit(cost) == .dropped {
-                        machine.recordDrop(upstream: id, seq: message.seq)
-                    } else {
-                        queue.append(.event(event))
-                    }
-                case .connected, .disconnected:
-                    guard settings.events else { continue }
-                    machine.admitUnconditionally(Self.entryOverhead)
-                    queue.append(.event(event))
-                }
-            }
+            _ = machine.admit(events, selection: selection, events: settings.events, directory: directory,
+                              overhead: Self.entryOverhead) { event, _ in queue.append(.event(event)) }
             thread.wakeIfSleeping()
         }
     }

@@ -100,40 +100,17 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
                 droppedAfterStop += UInt64(events.count { if case .message = $0 { true } else { false } })
                 return
             }
-            var pause = false
-            var lastName: String? = nil
-            var wanted = false
-            var id: UInt16 = 0
-            for event in events {
-                let name = event.upstream
-                if name != lastName {
-                    lastName = name
-                    id = directory.id(for: name).0
-                    wanted = selection.contains(id)
-                }
-                guard wanted else { continue }
-                switch event {
-                case .message(let message):
-                    let cost = message.payload.readableBytes + Self.entryOverhead
-                    switch machine.admit(cost) {
-                    case .dropped, .disconnect:
-                        machine.recordDrop(upstream: id, seq: message.seq)
-                        continue
-                    case .acceptedAndPause:
-                        pause = true
-                    case .accepted:
-                        break
-                    }
+            let outcome = machine.admit(events, selection: selection, events: settings.events, directory: directory,
+                                        overhead: Self.entryOverhead) { event, cost in
+                if case .message(let message) = event {
                     window.append(.message(message), bytes: cost)
-                case .connected, .disconnected:
-                    guard settings.events else { continue }
-                    machine.admitUnconditionally(Self.entryOverhead)
+                } else {
                     recordNumber += 1
-                    window.append(.event(event, number: recordNumber), bytes: Self.entryOverhead)
+                    window.append(.event(event, number: recordNumber), bytes: cost)
                 }
             }
             thread.wakeIfSleeping()
-            if pause { registry.pause(by: token, upstreams: selection) }
+            if outcome.pause { registry.pause(by: token, upstreams: selection) }
         }
     }
 

@@ -78,6 +78,47 @@ extension SinkQueueStateMachine {
         if acceptedFrom >= 0 { accept(batch.slice(acceptedFrom..<run.upperBound), acceptedBytes) }
     }
 
+    /// The same for sinks that take events rather than lines (the journal, JetStream): a message costs its
+    /// payload plus `overhead` and is admitted or dropped (and counted per upstream); connected/disconnected
+    /// records cost `overhead`, are kept only with `events`, and are never dropped. `accept` gets each kept
+    /// event with its cost, in order.
+    mutating func admit(
+        _ relayEvents: [RelayEvent], selection: UpstreamSelection, events: Bool, directory: UpstreamDirectory,
+        overhead: Int, accept: (_ event: RelayEvent, _ cost: Int) -> Void
+    ) -> BatchOutcome {
+        var outcome = BatchOutcome()
+        var lastName: String? = nil
+        var wanted = false
+        var id: UInt16 = 0
+        for event in relayEvents {
+            let name = event.upstream
+            if name != lastName {
+                lastName = name
+                id = directory.id(for: name).0
+                wanted = selection.contains(id)
+            }
+            guard wanted else { continue }
+            switch event {
+            case .message(let message):
+                let cost = message.payload.readableBytes + overhead
+                switch admit(cost) {
+                case .accepted: break
+                case .acceptedAndPause: outcome.pause = true
+                case .dropped, .disconnect:
+                    recordDrop(upstream: id, seq: message.seq)
+                    outcome.dropped += 1
+                    continue
+                }
+                accept(event, cost)
+            case .connected, .disconnected:
+                guard events else { continue }
+                admitUnconditionally(overhead)
+                accept(event, overhead)
+            }
+        }
+        return outcome
+    }
+
     /// The gap records that end a drop episode, as lines in one buffer, already counted in the queue (they
     /// are never dropped). Written where the loss happened: before anything admitted after them.
     mutating func gapLines(_ gaps: [GapCounter.Gap], names: UpstreamDirectory) -> ByteBuffer {
