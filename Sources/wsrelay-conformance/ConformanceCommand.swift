@@ -68,20 +68,16 @@ struct ConformanceCommand: ParsableCommand {
             if result.timedOut { timedOut.append(n) }
             if verbose || result.timedOut {
                 let elapsed = ContinuousClock.now - caseStart
-                print("case \(n): \(result.summary) (\(Self.seconds(elapsed)))")
+                print("case \(n): \(result.summary) (\(elapsed.secondsText))")
             }
         }
         let update = try client.run(path: "/updateReports?agent=\(agentQuery)", echo: false)
         if verbose { print("updateReports: \(update.summary)") }
         let total = ContinuousClock.now - started
-        print("wsrelay-conformance: ran \(selected.count) cases in \(Self.seconds(total))"
+        print("wsrelay-conformance: ran \(selected.count) cases in \(total.secondsText)"
               + (timedOut.isEmpty ? "" : "; timed out: \(timedOut.map(String.init).joined(separator: ", "))"))
     }
 
-    static func seconds(_ d: Duration) -> String {
-        let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
-        return "\(ms / 1000).\(String(ms % 1000 + 1000).dropFirst()) s"
-    }
 
     static func parseRange(_ s: String) throws -> ClosedRange<Int> {
         let parts = s.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }

@@ -192,7 +192,7 @@ struct StatusLineTests {
         stopped.lastCloseCode = 4100
         stopped.lastCloseReason = "banned"
         let fine = UpstreamState(name: "ok", phase: .open, since: now)
-        let problems = UpstreamRegistry.problems([paused, fine, failing, stopped])
+        let problems = UpstreamStatusSummary.problems([paused, fine, failing, stopped])
         #expect(problems == ["news: stopped: closed 4100 banned", "market: 401 refresh failed: invalid_grant", "quotes: paused"])
         var board = DaemonStatusBoard.Snapshot()
         board.upstreamsConfigured = 4

@@ -44,8 +44,27 @@ struct EnvelopeEncoderTests {
     @Test func escapesQuotesBackslashesAndControlCharacters() {
         #expect(Self.escaped(Array("a\"b\\c".utf8)) == #"a\"b\\c"#)
         #expect(Self.escaped([0x08, 0x0C, 0x0A, 0x0D, 0x09]) == #"\b\f\n\r\t"#)
-        #expect(Self.escaped([0x00, 0x01, 0x1F, 0x7F]) == "\\u0000\\u0001\\u001f\u{7F}")
+        // U+007F is escaped since the one escaping policy (issue 16): TOML needs it, JSON allows it.
+        #expect(Self.escaped([0x00, 0x01, 0x1F, 0x7F]) == "\\u0000\\u0001\\u001f\\u007f")
         #expect(Self.escaped(Array("/".utf8)) == "/")
+    }
+
+    /// One policy for every JSON (and TOML) string wsrelay writes: U+2028/U+2029 escaped (a JavaScript
+    /// reader breaks on them raw), DEL escaped, in the 8-byte fast path and byte by byte, and the same
+    /// result for Strings (auth messages, TOML) as for payload bytes.
+    @Test func escapesLineSeparatorsAndDeleteEverywhere() {
+        let text = "abcdefgh\u{2028}ijklmnop\u{2029}x\u{7F}yz12345678\u{7F}é\u{2027}\u{202A}"
+        let expected = #"abcdefgh\u2028ijklmnop\u2029x\u007fyz12345678\u007fé"# + "\u{2027}\u{202A}"
+        #expect(Self.escaped(Array(text.utf8)) == expected)
+        #expect(JSONStringEscaper.escaped(text) == expected)
+        #expect(AuthMessage.jsonEscaped(text) == expected)
+        #expect(TOMLText.quoted(text) == "\"" + expected + "\"")
+        // A cut-off separator is not a separator: invalid UTF-8 becomes U+FFFD, byte by byte.
+        #expect(Self.escaped([0xE2, 0x80]) == #"\ufffd\ufffd"#)
+        // The parsed line gives the original text back.
+        let line = Array(("{\"s\":\"" + expected + "\"}").utf8)
+        let parsed = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: String]
+        #expect(parsed?["s"] == text)
     }
 
     @Test func keepsValidUnicodeAndReplacesInvalidBytes() {
@@ -62,7 +81,7 @@ struct EnvelopeEncoderTests {
     /// The eight-byte fast path must agree with a byte-by-byte reference on every input.
     @Test func fastPathMatchesReference() throws {
         var rng = SinkTestRandom(seed: 42)
-        let alphabet: [UInt8] = Array("abcXYZ019 {}[]:,\"\\".utf8) + [0x00, 0x0A, 0x1F, 0x7F, 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0x80, 0xFF]
+        let alphabet: [UInt8] = Array("abcXYZ019 {}[]:,\"\\".utf8) + [0x00, 0x0A, 0x1F, 0x7F, 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0x80, 0xFF, 0xA8, 0x80, 0xE2]
         for _ in 0..<2000 {
             let length = Int(rng.next() % 40)
             let bytes = (0..<length).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }

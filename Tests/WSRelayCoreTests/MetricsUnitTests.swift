@@ -241,7 +241,7 @@ import Testing
     @Test func portInUseIsAStartupError() async throws {
         let first = try await Self.open(.tcp(host: "127.0.0.1", port: 0))
         let address = MetricsListenAddress.tcp(host: "127.0.0.1", port: Self.port(first))
-        let error = await #expect(throws: MetricsSetupError.self) { try await Self.open(address) }
+        let error = await #expect(throws: SetupError.self) { try await Self.open(address) }
         #expect(error?.description.hasPrefix("metrics \(address): cannot listen: ") == true)
         #expect(error?.description.contains("EADDRINUSE") == true, "\(String(describing: error))")
         await first.close()
@@ -252,7 +252,7 @@ import Testing
         let path = dir.file("metrics.sock")
         // Not a socket: refused.
         try dir.write("metrics.sock", "x")
-        let notASocket = await #expect(throws: MetricsSetupError.self) { try await Self.open(.unix(path: path)) }
+        let notASocket = await #expect(throws: SetupError.self) { try await Self.open(.unix(path: path)) }
         #expect(notASocket?.description.contains("not a socket") == true)
         unlink(path)
 
@@ -262,7 +262,7 @@ import Testing
         let answer = try MetricsTestClient.exchange(.unix(path), "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         #expect(answer.hasPrefix("HTTP/1.1 200") && answer.hasSuffix("x_total 1\n"))
         // Live: another daemon's socket is not stolen.
-        let live = await #expect(throws: MetricsSetupError.self) { try await Self.open(.unix(path: path)) }
+        let live = await #expect(throws: SetupError.self) { try await Self.open(.unix(path: path)) }
         #expect(live?.description.hasPrefix("metrics \(path): another process is already listening") == true)
         await service.close()
         #expect(access(path, F_OK) != 0, "removed at close")

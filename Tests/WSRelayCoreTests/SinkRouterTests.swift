@@ -43,7 +43,7 @@ struct SinkRouterTests {
         let e1 = SinkRecordingLineSink(format: .envelope)
         let e2 = SinkRecordingLineSink(format: .envelope)
         let r1 = SinkRecordingLineSink(format: .raw)
-        let router = MessageRouter(directory: directory, registry: FlowControlRegistry(), lineSinks: [e1, e2, r1], eventSinks: [])
+        let router = MessageRouter(directory: directory, lineSinks: [e1, e2, r1], eventSinks: [])
         router.deliver([Self.msg("a", 1, "x"), Self.msg("b", 2, "y")])
         let b1 = e1.batches.withLockedValue { $0 }
         let b2 = e2.batches.withLockedValue { $0 }
@@ -61,7 +61,7 @@ struct SinkRouterTests {
     func rawBatchBuffersUseUpTheirCapacity(messages: Int, size: Int) {
         let directory = UpstreamDirectory(names: ["a"])
         let raw = SinkRecordingLineSink(format: .raw)
-        let router = MessageRouter(directory: directory, registry: FlowControlRegistry(), lineSinks: [raw], eventSinks: [])
+        let router = MessageRouter(directory: directory, lineSinks: [raw], eventSinks: [])
         let payload = String(repeating: "x", count: size)
         router.deliver((1...messages).map { Self.msg("a", UInt64($0), payload) })
         let batches = raw.batches.withLockedValue { $0 }
@@ -78,7 +78,7 @@ struct SinkRouterTests {
         let directory = UpstreamDirectory(names: ["a", "b", "c"])
         let onlyB = SinkRecordingLineSink(format: .raw, selection: UpstreamSelection(names: ["b"], directory: directory))
         let all = SinkRecordingLineSink(format: .raw)
-        let router = MessageRouter(directory: directory, registry: FlowControlRegistry(), lineSinks: [onlyB, all], eventSinks: [])
+        let router = MessageRouter(directory: directory, lineSinks: [onlyB, all], eventSinks: [])
         router.deliver([Self.msg("a", 1, "a1"), Self.msg("b", 1, "b1"), Self.msg("b", 2, "b2"), Self.msg("c", 1, "c1"), Self.msg("b", 3, "b3")])
         #expect(onlyB.text == "b1\nb2\nb3\n")
         #expect(all.text == "a1\nb1\nb2\nc1\nb3\n")
@@ -90,7 +90,7 @@ struct SinkRouterTests {
     @Test func nothingIsEncodedForUpstreamsNoSinkTakes() {
         let directory = UpstreamDirectory(names: ["a", "b"])
         let onlyA = SinkRecordingLineSink(format: .envelope, selection: UpstreamSelection(names: ["a"], directory: directory))
-        let router = MessageRouter(directory: directory, registry: FlowControlRegistry(), lineSinks: [onlyA], eventSinks: [])
+        let router = MessageRouter(directory: directory, lineSinks: [onlyA], eventSinks: [])
         router.deliver([Self.msg("b", 1, "b1")])
         #expect(onlyA.batches.withLockedValue { $0.isEmpty })
     }
@@ -99,7 +99,7 @@ struct SinkRouterTests {
         let directory = UpstreamDirectory(names: ["a"])
         let withEvents = SinkRecordingLineSink(format: .envelope, events: true)
         let without = SinkRecordingLineSink(format: .envelope)
-        let router = MessageRouter(directory: directory, registry: FlowControlRegistry(), lineSinks: [withEvents, without], eventSinks: [])
+        let router = MessageRouter(directory: directory, lineSinks: [withEvents, without], eventSinks: [])
         router.deliver([.connected(upstream: "a", epoch: 2, at: Self.t), Self.msg("a", 1, "x"),
                         .disconnected(upstream: "a", epoch: 2, code: 1006, reason: "", at: Self.t)])
         #expect(withEvents.text.split(separator: "\n").count == 3)
@@ -112,7 +112,7 @@ struct SinkRouterTests {
         let directory = UpstreamDirectory(names: ["a"])
         let onlyA = SinkRecordingLineSink(format: .raw, selection: UpstreamSelection(names: ["a"], directory: directory))
         let all = SinkRecordingLineSink(format: .raw)
-        let router = MessageRouter(directory: directory, registry: FlowControlRegistry(), lineSinks: [onlyA, all], eventSinks: [])
+        let router = MessageRouter(directory: directory, lineSinks: [onlyA, all], eventSinks: [])
         router.deliver([Self.msg("new", 1, "n1"), Self.msg("a", 1, "a1")])
         #expect(onlyA.text == "a1\n")
         #expect(all.text == "n1\na1\n")
@@ -160,13 +160,15 @@ struct SinkFlowControlRegistryTests {
     final class Token {}
 
     @Test func pausesMatchingUpstreamsIncludingLateRegistrations() {
-        let registry = FlowControlRegistry()
+        let directory = UpstreamDirectory(names: ["a", "b", "c"])
+        let registry = FlowControlRegistry(directory: directory)
+        let ab = UpstreamSelection(names: ["a", "b"], directory: directory)
         let a = SinkFakeFlowControl()
         let b = SinkFakeFlowControl()
         registry.register(upstream: "a", flowControl: a)
         let token = Token()
-        registry.pause(by: ObjectIdentifier(token), upstreams: ["a", "b"])
-        registry.pause(by: ObjectIdentifier(token), upstreams: ["a", "b"])  // idempotent
+        registry.pause(by: ObjectIdentifier(token), upstreams: ab)
+        registry.pause(by: ObjectIdentifier(token), upstreams: ab)  // idempotent
         #expect(a.calls.withLockedValue { $0 } == ["pause"])
         registry.register(upstream: "b", flowControl: b)
         #expect(b.isPaused)
@@ -176,5 +178,27 @@ struct SinkFlowControlRegistryTests {
         registry.resume(by: ObjectIdentifier(token))
         #expect(!a.isPaused && !b.isPaused)
         #expect(!registry.isPausing(ObjectIdentifier(token)))
+    }
+
+    /// A reload's new driver registers under the name of the old one before the old one finishes: the old
+    /// one's unregistration must not take the new one out (it would never be paused again).
+    @Test func unregisteringAReplacedControlKeepsItsSuccessor() {
+        let directory = UpstreamDirectory(names: ["a"])
+        let registry = FlowControlRegistry(directory: directory)
+        let old = SinkFakeFlowControl()
+        let new = SinkFakeFlowControl()
+        let token = Token()
+        registry.register(upstream: "a", flowControl: old)
+        registry.pause(by: ObjectIdentifier(token), upstreams: .all)
+        registry.register(upstream: "a", flowControl: new)
+        #expect(new.isPaused)
+        #expect(old.calls.withLockedValue { $0 } == ["pause", "resume"], "the replaced one is not left paused")
+        registry.unregister(upstream: "a", flowControl: old)
+        registry.resume(by: ObjectIdentifier(token))
+        #expect(new.calls.withLockedValue { $0 } == ["pause", "resume"])
+        registry.pause(by: ObjectIdentifier(token), upstreams: UpstreamSelection(names: ["a"], directory: directory))
+        #expect(new.isPaused)
+        registry.unregister(upstream: "a", flowControl: new)
+        #expect(!new.isPaused, "unregistering releases its pauses")
     }
 }

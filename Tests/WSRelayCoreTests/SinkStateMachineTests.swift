@@ -1,9 +1,9 @@
 import Testing
 @testable import WSRelayCore
 
-@Suite("FileBufferStateMachine")
+@Suite("SinkQueueStateMachine: file buffer (block, drop)")
 struct SinkFileBufferStateMachineTests {
-    typealias M = FileBufferStateMachine
+    typealias M = SinkQueueStateMachine
 
     @Test func blockPausesAtCapacityOnceAndResumesAtLowWater() {
         var m = M(capacity: 1000, policy: .block)

@@ -56,7 +56,7 @@ struct SinkDiskFullTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let sinks = try await SinkTest.open([SinkTest.fileSettings(path) { $0.buffer = 64 * 1024; $0.onFull = .block }], group: group)
         let flow = SinkTestFlowControl()
-        sinks.router.register(upstream: "market", flowControl: flow)
+        sinks.flowControls.register(upstream: "market", flowControl: flow)
         let filler = disk.fill()
         let delivered = try await SinkTest.running(sinks) { () -> UInt64 in
             var next: UInt64 = 1
@@ -98,7 +98,7 @@ struct SinkDiskFullTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let sinks = try await SinkTest.open([SinkTest.fileSettings(path) { $0.buffer = 32 * 1024; $0.onFull = .drop }], group: group)
         let flow = SinkTestFlowControl()
-        sinks.router.register(upstream: "market", flowControl: flow)
+        sinks.flowControls.register(upstream: "market", flowControl: flow)
         let filler = disk.fill()
         try await SinkTest.running(sinks) {
             for start in stride(from: 1, through: 1000, by: 10) {

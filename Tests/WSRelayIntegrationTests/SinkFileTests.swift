@@ -220,9 +220,9 @@ struct SinkFileTests {
         #expect(pipe(&fds) == 0)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let directory = UpstreamDirectory(names: ["market"])
-        let sink = StdoutSink(settings: SinkSettings(kind: .stdout), descriptor: fds[1], directory: directory,
-                              registry: FlowControlRegistry(), forcedExit: ForcedExit(), logger: SinkTest.logger)
-        let router = MessageRouter(directory: directory, registry: FlowControlRegistry(), lineSinks: [sink], eventSinks: [])
+        let sink = FileSink(stdout: SinkSettings(kind: .stdout), descriptor: fds[1], directory: directory,
+                            registry: FlowControlRegistry(directory: directory), forcedExit: ForcedExit(), logger: SinkTest.logger)
+        let router = MessageRouter(directory: directory, lineSinks: [sink], eventSinks: [])
         let readFD = fds[0]
         let reader = Task.detached { () -> String in
             var data = [UInt8]()

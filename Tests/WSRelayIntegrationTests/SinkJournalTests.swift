@@ -25,7 +25,7 @@ struct SinkJournalTests {
             sent.withLockedValue { $0.append(SinkJournalTests.fields(vectors, count)) }
             return 0
         }
-        let router = MessageRouter(directory: directory, registry: FlowControlRegistry(), lineSinks: [], eventSinks: [sink])
+        let router = MessageRouter(directory: directory, lineSinks: [], eventSinks: [sink])
         let runner = SinkServiceRunner(services: [sink])
         let t = WallClockTime(microsecondsSinceEpoch: 1_795_255_200_000_001)
         router.deliver([
@@ -53,7 +53,7 @@ struct SinkJournalTests {
                                logger: SinkTest.logger) { _, _ in
             attempts.withLockedValue { $0 += 1; return $0 <= 2 ? -ECONNREFUSED : 0 }
         }
-        let router = MessageRouter(directory: UpstreamDirectory(names: ["market"]), registry: FlowControlRegistry(), lineSinks: [], eventSinks: [sink])
+        let router = MessageRouter(directory: UpstreamDirectory(names: ["market"]), lineSinks: [], eventSinks: [sink])
         let runner = SinkServiceRunner(services: [sink])
         router.deliver(SinkTest.batch(first: 1, count: 3))
         #expect(await SinkTest.waitUntil { sink.status.bufferedBytes == 0 && !sink.status.failing })

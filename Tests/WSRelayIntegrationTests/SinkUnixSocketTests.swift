@@ -72,7 +72,7 @@ struct SinkUnixSocketTests {
         let unix = SinkTest.unixSettings(socket) { $0.queue = 256 * 1024 }
         let sinks = try await SinkTest.open([unix, SinkTest.fileSettings(file)], group: group)
         let flow = SinkTestFlowControl()
-        sinks.router.register(upstream: "market", flowControl: flow)
+        sinks.flowControls.register(upstream: "market", flowControl: flow)
         try await SinkTest.running(sinks) {
             let good = [try await SinkTestSubscriber.connect(socket, group: clients), try await SinkTestSubscriber.connect(socket, group: clients)]
             let slow = try await SinkTestSubscriber.connect(socket, group: clients)

@@ -23,7 +23,7 @@ public enum DurationParser {
 
     /// The shortest string in the accepted syntax that parses back to `d` (to the nanosecond).
     public static func format(_ d: Duration) -> String {
-        let ns = nanoseconds(of: d)
+        let ns = d.nanosecondsClamped
         if ns < 0 {
             return "-" + formatNanoseconds(ns == Int64.min ? Int64.max : -ns)
         }
@@ -31,16 +31,6 @@ public enum DurationParser {
     }
 
     // MARK: - Internals
-
-    /// `d` in whole nanoseconds, saturating at the `Int64` range.
-    static func nanoseconds(of d: Duration) -> Int64 {
-        let (seconds, attoseconds) = d.components
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return seconds < 0 ? Int64.min : Int64.max }
-        let (sum, overflow2) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
-        if overflow2 { return seconds < 0 ? Int64.min : Int64.max }
-        return sum
-    }
 
     static func parseNanoseconds(_ s: String) -> Int64? {
         let chars = Array(s.unicodeScalars)

@@ -2,7 +2,7 @@
 enum TOMLText {
     /// A TOML basic string literal, with `"`, `\` and control characters escaped.
     static func quoted(_ s: String) -> String {
-        "\"" + QuotedStringEscaping.escaped(s) + "\""
+        "\"" + JSONStringEscaper.escaped(s) + "\""
     }
 
     /// A key, bare when possible.

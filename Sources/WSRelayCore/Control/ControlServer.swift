@@ -45,7 +45,7 @@ final class ControlServer: Service, Sendable {
         let role = "control socket ([daemon] control_socket)"
         let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
         if !directory.isEmpty, access(directory, F_OK) != 0, mkdir(directory, 0o755) != 0 {
-            throw SinkSetupError("\(role) \(path): cannot create \(directory): \(SystemError.describe(errno))")
+            throw SetupError("\(role) \(path): cannot create \(directory): \(SystemError.describe(errno))")
         }
         let (listener, owned) = try await UnixSocketPath.bindListener(
             path, role: role, mode: 0o660, logger: logger,

@@ -93,8 +93,3 @@ struct StatusReportBuilder: Sendable {
         return shown.description
     }
 }
-
-extension Duration {
-    /// Whole microseconds, clamped to Int64.
-    var microseconds: Int64 { nanosecondsClamped / 1_000 }
-}

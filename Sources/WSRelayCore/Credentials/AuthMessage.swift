@@ -15,6 +15,6 @@ public enum AuthMessage {
 
     /// The contents of a JSON string literal for `text` (without the quotes).
     public static func jsonEscaped(_ text: String) -> String {
-        QuotedStringEscaping.escaped(text)
+        JSONStringEscaper.escaped(text)
     }
 }

@@ -338,7 +338,7 @@ struct CredentialRefreshStateMachine: Sendable {
     static func failureDelay<G: RandomNumberGenerator>(policy: Policy, failures: Int, using generator: inout G)
         -> Duration
     {
-        let ceiling = ReconnectBackoff.nanoseconds(Self.ceiling(policy: policy, attempt: max(0, failures - 1)))
+        let ceiling = Self.ceiling(policy: policy, attempt: max(0, failures - 1)).nonNegativeNanosecondsClamped
         let half = ceiling / 2
         return .nanoseconds(half + Int64.random(in: 0...(ceiling - half), using: &generator))
     }

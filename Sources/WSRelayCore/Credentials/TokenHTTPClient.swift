@@ -46,7 +46,7 @@ final class TokenHTTPClient: Sendable {
         request.body = .bytes(ByteBuffer(bytes: body))
         let timeout = self.timeout
         let prepared = request
-        let amount = TimeAmount.nanoseconds(ReconnectBackoff.nanoseconds(timeout))
+        let amount = TimeAmount.nanoseconds(timeout.nonNegativeNanosecondsClamped)
         do {
             return try await Self.withTimeout(timeout) {
                 let response = try await client.execute(prepared, deadline: .now() + amount)
@@ -89,7 +89,7 @@ final class TokenHTTPClient: Sendable {
                 } catch {
                     return .failure(CredentialError(.misconfigured, credential: credential, "\(error)"))
                 }
-                let amount = TimeAmount.nanoseconds(ReconnectBackoff.nanoseconds(timeout))
+                let amount = TimeAmount.nanoseconds(timeout.nonNegativeNanosecondsClamped)
                 var configuration = HTTPClient.Configuration(
                     tlsConfiguration: tlsConfiguration,
                     redirectConfiguration: .disallow,

@@ -49,7 +49,7 @@ public final class RelayRuntime: Sendable {
         let credentials = CredentialStore(
             settings: configuration.auth, stateDir: configuration.daemon.stateDir, environment: environment,
             group: group, logger: logger, metrics: metrics)
-        let registry = UpstreamRegistry()
+        let summary = UpstreamStatusSummary()
         let epochs = EpochReservation(stateDir: configuration.daemon.stateDir, logger: logger)
         // Persisted sends are not configuration: one store for the life of the process, across reloads.
         let persistedSends = PersistedSendStore(stateDir: configuration.daemon.stateDir, logger: logger)
@@ -58,13 +58,14 @@ public final class RelayRuntime: Sendable {
                 settings: settings,
                 loop: group.next(),
                 consumer: sinks.router,
+                flowControls: sinks.flowControls,
                 credentials: settings.auth.flatMap { credentials.credential(named: $0) },
                 tlsContext: settings.url.secure ? Result { try TLSContextFactory.makeContext(settings.tls) } : nil,
                 // Half the shutdown budget for the closing handshake; the rest is for the sinks to drain.
                 closeTimeout: configuration.daemon.shutdownTimeout / 2,
                 proxy: ProxyResolver.resolve(for: settings.url, configured: settings.proxy, environment: environment),
                 logger: logger,
-                onStatusChange: { registry.publishSoon(to: board, on: group.any()) },
+                onStatusChange: { summary.publishSoon(to: board, on: group.any()) },
                 onMessages: { board.addMessages($0) },
                 metrics: metrics.upstream(named: settings.name),
                 epochs: epochs,
@@ -80,10 +81,10 @@ public final class RelayRuntime: Sendable {
         }
         let fleet = UpstreamFleet(
             drivers: drivers, logger: logger,
-            onChange: { registry.publishSoon(to: board, on: group.any()) })
-        registry.fleet = fleet
+            onChange: { summary.publishSoon(to: board, on: group.any()) })
+        summary.fleet = fleet
         sinks.outbound.attach(fleet: fleet, store: persistedSends)
-        registry.publish(to: board)
+        summary.publish(to: board)
         return RelayRuntime(configuration: configuration, sinks: sinks, credentials: credentials, upstreams: fleet,
                             makeDriver: makeDriver, metrics: metrics, logger: logger)
     }
@@ -178,69 +179,5 @@ struct CredentialStoreService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         await store.shutdown()
-    }
-}
-
-/// Turns the upstreams' individual states into the board's summary, worst problem first.
-final class UpstreamRegistry: Sendable {
-    private let fleetBox = NIOLockedValueBox<UpstreamFleet?>(nil)
-
-    var fleet: UpstreamFleet? {
-        get { fleetBox.withLockedValue { $0 } }
-        set { fleetBox.withLockedValue { $0 = newValue } }
-    }
-
-    private let pending = NIOLockedValueBox(false)
-
-    /// Publishes within `delay`, once for however many changes arrive meanwhile: a status change of one
-    /// upstream must not cost work proportional to all of them (10,000 upstreams connecting at once made
-    /// this quadratic and starved the event loops).
-    func publishSoon(to board: DaemonStatusBoard, on loop: any EventLoop, delay: TimeAmount = .milliseconds(100)) {
-        let first = pending.withLockedValue { scheduled -> Bool in
-            defer { scheduled = true }
-            return !scheduled
-        }
-        guard first else { return }
-        loop.scheduleTask(in: delay) { [self] in
-            pending.withLockedValue { $0 = false }
-            publish(to: board)
-        }
-    }
-
-    func publish(to board: DaemonStatusBoard) {
-        let states = fleet?.drivers.map(\.status) ?? []
-        board.update { snapshot in
-            snapshot.upstreamsConfigured = states.count
-            snapshot.upstreamsConnected = states.filter { $0.phase == .open }.count
-            snapshot.problems = Self.problems(states)
-        }
-    }
-
-    /// What an operator needs to read first about an upstream that is not delivering, with its severity
-    /// (lower is worse), or nil if it is fine. Stopped for good is worst; then failing to connect or
-    /// authenticate; then paused (an operator's choice, but still not delivering).
-    static func problem(_ state: UpstreamState) -> (severity: Int, text: String)? {
-        let cause = state.lastError ?? state.lastCloseCode.map { code in
-            "closed \(code)" + (state.lastCloseReason.map { $0.isEmpty ? "" : " \($0)" } ?? "")
-        }
-        switch state.phase {
-        case .stopped:
-            return (0, "\(state.name): stopped: \(cause ?? "fatal close")")
-        case .backingOff:
-            return (1, "\(state.name): \(cause ?? state.phase.rawValue)")
-        case .refreshingCredentials, .connecting:
-            return cause.map { (2, "\(state.name): \($0)") }
-        case .paused:
-            return (3, "\(state.name): paused")
-        default:
-            return nil
-        }
-    }
-
-    /// The problems of all upstreams, worst first (configuration order among equals).
-    static func problems(_ states: [UpstreamState]) -> [String] {
-        states.compactMap(problem).enumerated()
-            .sorted { ($0.element.severity, $0.offset) < ($1.element.severity, $1.offset) }
-            .map(\.element.text)
     }
 }

@@ -39,7 +39,7 @@ public final class MetricsService: Service, Sendable {
     ) async throws -> MetricsService? {
         guard let listen = settings.listen else { return nil }
         guard let address = MetricsListenAddress(listen) else {
-            throw MetricsSetupError("metrics listen \"\(listen)\": not a loopback host:port or an absolute socket path")
+            throw SetupError("metrics listen \"\(listen)\": not a loopback host:port or an absolute socket path")
         }
         return try await open(address, scrape: { metrics.exposition(sinks: sinks()) }, group: group, logger: logger)
     }
@@ -69,19 +69,15 @@ public final class MetricsService: Service, Sendable {
             do {
                 listener = try await bootstrap.bind(host: host, port: port).get()
             } catch let error as IOError {
-                throw MetricsSetupError("metrics \(address): cannot listen: \(SystemError.describe(error.errnoCode))")
+                throw SetupError("metrics \(address): cannot listen: \(SystemError.describe(error.errnoCode))")
             } catch {
-                throw MetricsSetupError("metrics \(address): cannot listen: \(error)")
+                throw SetupError("metrics \(address): cannot listen: \(error)")
             }
         case .unix(let path):
-            do throws(SinkSetupError) {
-                (listener, owned) = try await UnixSocketPath.bindListener(
-                    path, role: "metrics", mode: socketMode, logger: logger,
-                    bind: { try await bootstrap.bind(unixDomainSocketPath: path).get() },
-                    close: { try? await $0.close() })
-            } catch {
-                throw MetricsSetupError(error.description)
-            }
+            (listener, owned) = try await UnixSocketPath.bindListener(
+                path, role: "metrics", mode: socketMode, logger: logger,
+                bind: { try await bootstrap.bind(unixDomainSocketPath: path).get() },
+                close: { try? await $0.close() })
         }
         let service = MetricsService(address: address, listener: listener, connections: connections, ownedPath: owned,
                                      logger: logger)
@@ -115,10 +111,4 @@ public final class MetricsService: Service, Sendable {
         ownedPath.withLockedValue { value in defer { value = nil }; return value }?.remove()
         logger.debug("metrics endpoint closed")
     }
-}
-
-/// A startup error of the metrics endpoint: one line naming the address and the cause.
-public struct MetricsSetupError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
 }

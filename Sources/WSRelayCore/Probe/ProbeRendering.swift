@@ -69,7 +69,7 @@ public enum ProbeRendering {
     }
 
     static func quoted(_ text: String) -> String {
-        "\"" + QuotedStringEscaping.escaped(text) + "\""
+        "\"" + JSONStringEscaper.escaped(text) + "\""
     }
 
     private static func pad(_ text: String, _ width: Int) -> String {

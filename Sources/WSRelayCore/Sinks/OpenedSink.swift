@@ -2,8 +2,8 @@ import ServiceLifecycle
 
 /// One open sink of any kind, with the settings it was opened from (a reload compares those).
 enum OpenedSink: Sendable {
+    /// A file or stdout sink.
     case file(FileSink)
-    case stdout(StdoutSink)
     case unix(UnixSocketSink)
     case journal(JournalSink)
     case jetstream(JetStreamSink)
@@ -11,7 +11,6 @@ enum OpenedSink: Sendable {
     var settings: SinkSettings {
         switch self {
         case .file(let sink): sink.settings
-        case .stdout(let sink): sink.settings
         case .unix(let sink): sink.settings
         case .journal(let sink): sink.settings
         case .jetstream(let sink): sink.settings
@@ -21,7 +20,6 @@ enum OpenedSink: Sendable {
     var service: any Service & Sendable {
         switch self {
         case .file(let sink): sink
-        case .stdout(let sink): sink
         case .unix(let sink): sink
         case .journal(let sink): sink
         case .jetstream(let sink): sink
@@ -31,7 +29,6 @@ enum OpenedSink: Sendable {
     var lineSink: (any LineSink)? {
         switch self {
         case .file(let sink): sink
-        case .stdout(let sink): sink
         case .unix(let sink): sink
         case .journal, .jetstream: nil
         }
@@ -48,7 +45,6 @@ enum OpenedSink: Sendable {
     var status: SinkStatus {
         switch self {
         case .file(let sink): sink.status
-        case .stdout(let sink): sink.status
         case .unix(let sink): sink.status
         case .journal(let sink): sink.status
         case .jetstream(let sink): sink.status
@@ -70,7 +66,7 @@ enum OpenedSink: Sendable {
         case .file(let sink): sink.writer.requestStop(.abort)
         case .unix(let sink): await sink.closeWithoutRunning()
         case .jetstream(let sink): sink.closeWithoutRunning()
-        case .stdout, .journal: break
+        case .journal: break
         }
     }
 }

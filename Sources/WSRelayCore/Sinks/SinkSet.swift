@@ -8,7 +8,8 @@ import ServiceLifecycle
 /// Every sink of the running configuration, the router that feeds them, and the service that runs them.
 ///
 /// The runtime opens it before READY=1 (files opened, sockets bound: errors are startup errors), gives
-/// `router` to the upstreams as their `RelayEventConsumer`, and runs it in the daemon's `ServiceGroup`
+/// `router` to the upstreams as their `RelayEventConsumer` and `flowControls` as their `UpstreamFlowControls`,
+/// and runs it in the daemon's `ServiceGroup`
 /// *before* the upstreams, so that graceful shutdown (reverse order) stops the upstreams first and then lets
 /// every sink drain, flush and fsync.
 ///
@@ -17,6 +18,8 @@ import ServiceLifecycle
 /// The router (and with it every upstream's consumer) stays the same object throughout.
 public final class SinkSet: Service, Sendable {
     public let router: MessageRouter
+    /// Where upstreams register to be paused by sinks under `on_full = "block"`.
+    public let flowControls: FlowControlRegistry
     /// The way back to the upstreams for subscribers of sinks with `allow_send` (the runtime attaches it).
     public let outbound: UpstreamOutbound
     private let members: NIOLockedValueBox<[Entry]>
@@ -27,7 +30,7 @@ public final class SinkSet: Service, Sendable {
     private let onSubscribersChanged: @Sendable (Int) -> Void
     private let fdStore: FileDescriptorStore
 
-    private init(opened: [OpenedSink], router: MessageRouter, outbound: UpstreamOutbound, fdStore: FileDescriptorStore,
+    private init(opened: [OpenedSink], router: MessageRouter, flowControls: FlowControlRegistry, outbound: UpstreamOutbound, fdStore: FileDescriptorStore,
                  group: any EventLoopGroup, forcedExit: ForcedExit, logger: Logger,
                  onSubscribersChanged: @escaping @Sendable (Int) -> Void) {
         self.outbound = outbound
@@ -36,13 +39,14 @@ public final class SinkSet: Service, Sendable {
         let running = DynamicServiceSet(logger: logger)
         self.running = running
         self.router = router
+        self.flowControls = flowControls
         self.group = group
         self.forcedExit = forcedExit
         self.logger = logger
         members = NIOLockedValueBox(opened.map { ($0, running.add($0.service)) })
     }
 
-    /// Opens files and binds sockets. A thrown error is a startup error (`SinkSetupError`, one line naming the
+    /// Opens files and binds sockets. A thrown error is a startup error (`SetupError`, one line naming the
     /// path and the cause); whatever was opened before it is closed again. `onSubscribersChanged` gets +1 / -1
     /// as socket subscribers come and go.
     public static func open(
@@ -62,7 +66,7 @@ public final class SinkSet: Service, Sendable {
         onSubscribersChanged: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws -> SinkSet {
         let directory = UpstreamDirectory(names: upstreamNames)
-        let registry = FlowControlRegistry()
+        let registry = FlowControlRegistry(directory: directory)
         var inherited = inheritedSockets
         let outbound = UpstreamOutbound()
         let opened = try await openSinks(settings, directory: directory, registry: registry, outbound: outbound,
@@ -74,9 +78,9 @@ public final class SinkSet: Service, Sendable {
             close(socket.fd)
             fdStore.remove(name: socket.name)
         }
-        let router = MessageRouter(directory: directory, registry: registry, lineSinks: opened.compactMap(\.lineSink),
+        let router = MessageRouter(directory: directory, lineSinks: opened.compactMap(\.lineSink),
                                    eventSinks: opened.compactMap(\.eventSink))
-        return SinkSet(opened: opened, router: router, outbound: outbound, fdStore: fdStore, group: group, forcedExit: forcedExit, logger: logger,
+        return SinkSet(opened: opened, router: router, flowControls: registry, outbound: outbound, fdStore: fdStore, group: group, forcedExit: forcedExit, logger: logger,
                        onSubscribersChanged: onSubscribersChanged)
     }
 
@@ -94,8 +98,8 @@ public final class SinkSet: Service, Sendable {
                     opened.append(.file(try FileSink(settings: sink, file: file, directory: directory,
                                                      registry: registry, forcedExit: forcedExit, logger: logger)))
                 case .stdout:
-                    opened.append(.stdout(StdoutSink(settings: sink, directory: directory, registry: registry,
-                                                     forcedExit: forcedExit, logger: logger)))
+                    opened.append(.file(FileSink(stdout: sink, directory: directory, registry: registry,
+                                                 forcedExit: forcedExit, logger: logger)))
                 case .unix(let unix):
                     opened.append(.unix(try await UnixSocketSink.open(
                         settings: sink, unix: unix, group: group, directory: directory, inherited: &inherited,
@@ -142,7 +146,7 @@ public final class SinkSet: Service, Sendable {
 
         var none: [SocketActivation.InheritedSocket] = []  // descriptors from systemd were used at startup
         let early = try await Self.openSinks(
-            beforeClose.map { settings[$0] }, directory: router.directory, registry: router.registry, outbound: outbound, fdStore: fdStore, group: group,
+            beforeClose.map { settings[$0] }, directory: router.directory, registry: flowControls, outbound: outbound, fdStore: fdStore, group: group,
             forcedExit: forcedExit, inherited: &none, logger: logger, onSubscribersChanged: onSubscribersChanged)
 
         // From here on nothing can fail the reload: the new sinks start, the old ones go.
@@ -157,7 +161,7 @@ public final class SinkSet: Service, Sendable {
         if !afterClose.isEmpty {
             do {
                 let late = try await Self.openSinks(
-                    afterClose.map { settings[$0] }, directory: router.directory, registry: router.registry,
+                    afterClose.map { settings[$0] }, directory: router.directory, registry: flowControls,
                     outbound: outbound, fdStore: fdStore, group: group, forcedExit: forcedExit, inherited: &none, logger: logger,
                     onSubscribersChanged: onSubscribersChanged)
                 for (index, sink) in zip(afterClose, late) { entries[index] = start(sink) }
@@ -182,7 +186,7 @@ public final class SinkSet: Service, Sendable {
         router.setRoutes(lineSinks: next.compactMap(\.sink.lineSink), eventSinks: next.compactMap(\.sink.eventSink))
     }
 
-    /// SIGHUP: every file sink closes and reopens its path.
+    /// SIGHUP: every file sink closes and reopens its path (stdout has none and stays as it is).
     public func reopenFiles() {
         for (sink, _) in members.withLockedValue({ $0 }) {
             if case .file(let file) = sink { file.reopen() }

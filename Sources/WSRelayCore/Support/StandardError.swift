@@ -15,13 +15,3 @@ public enum StandardError {
         }
     }
 }
-
-extension Duration {
-    /// Whole nanoseconds, saturating; for APIs (NIO's `TimeAmount`) that count in nanoseconds.
-    public var nanosecondsClamped: Int64 {
-        let (seconds, attoseconds) = components
-        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return seconds < 0 ? .min : .max }
-        return product &+ attoseconds / 1_000_000_000
-    }
-}

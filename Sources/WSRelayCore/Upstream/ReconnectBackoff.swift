@@ -32,8 +32,8 @@ public struct ReconnectBackoff: Sendable, Equatable {
     /// The upper bound of the jitter window for a given attempt: `min(max, initial * multiplier^attempt)`,
     /// never below `floor`.
     public func ceiling(forAttempt attempt: Int) -> Duration {
-        let maxNanos = Double(Self.nanoseconds(maximum))
-        var grown = Double(Self.nanoseconds(initial))
+        let maxNanos = Double(maximum.nonNegativeNanosecondsClamped)
+        var grown = Double(initial.nonNegativeNanosecondsClamped)
         // A multiplier <= 1 does not grow (the config validator rejects < 1; be safe anyway).
         if multiplier > 1 {
             var n = 0
@@ -49,7 +49,7 @@ public struct ReconnectBackoff: Sendable, Equatable {
 
     /// Draws the delay for the current attempt and advances the attempt counter.
     public mutating func nextDelay<G: RandomNumberGenerator>(using generator: inout G) -> Duration {
-        let window = Self.nanoseconds(ceiling(forAttempt: attempt))
+        let window = ceiling(forAttempt: attempt).nonNegativeNanosecondsClamped
         if attempt < Int.max { attempt += 1 }
         // Uniform in 0...window by multiply-high: no rejection loop (so any generator, even a constant one,
         // terminates) and a bias below window / 2^64, irrelevant for nanosecond delays.
@@ -60,15 +60,5 @@ public struct ReconnectBackoff: Sendable, Equatable {
     /// Starts over at attempt 0; called once a connection has proven stable.
     public mutating func reset() {
         attempt = 0
-    }
-
-    /// Whole nanoseconds of a duration, saturating, negative treated as zero.
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        if seconds < 0 || (seconds == 0 && attoseconds < 0) { return 0 }
-        let (fromSeconds, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return .max }
-        let (total, overflow2) = fromSeconds.addingReportingOverflow(attoseconds / 1_000_000_000)
-        return overflow2 ? .max : total
     }
 }

@@ -17,6 +17,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     public let settings: UpstreamSettings
     public let loop: any EventLoop
     private let consumer: any RelayEventConsumer
+    private let flowControls: any UpstreamFlowControls
     private let credentials: (any AttemptCredentialSource)?
     private let logger: Logger
     private let onStatusChange: @Sendable () -> Void
@@ -57,6 +58,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         settings: UpstreamSettings,
         loop: any EventLoop,
         consumer: any RelayEventConsumer,
+        flowControls: any UpstreamFlowControls,
         credentials: (any AttemptCredentialSource)?,
         tlsContext: Result<NIOSSLContext, any Error>?,
         closeTimeout: Duration = .seconds(5),
@@ -73,6 +75,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         self.settings = settings
         self.loop = loop
         self.consumer = consumer
+        self.flowControls = flowControls
         self.credentials = credentials
         self.tlsContext = tlsContext
         var logger = logger
@@ -114,10 +117,10 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
 
     // MARK: - Commands (any thread)
 
-    /// Registers with the consumer as a flow control (so sinks under `on_full = "block"` can pause this
+    /// Registers as a flow control (so sinks under `on_full = "block"` can pause this
     /// upstream's reading) and starts connecting.
     public func start() {
-        consumer.register(upstream: settings.name, flowControl: self)
+        flowControls.register(upstream: settings.name, flowControl: self)
         onLoop { $0.handle(.supervisor(.start(now: .now))) }
     }
     public func shutdown() { onLoop { $0.handle(.supervisor(.shutdown(now: .now))) } }
@@ -255,7 +258,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         case .finished:
             credentialRequests.continuation.finish()
             supervisorTimer?.cancel()
-            consumer.unregister(upstream: settings.name)
+            flowControls.unregister(upstream: settings.name, flowControl: self)
             finishedPromise.succeed()
         }
     }

@@ -1,8 +1,8 @@
 /// A point-in-time picture of one upstream, for `wsrelay status`, the control socket and metrics.
 ///
 /// It exists so readers never reach into the live `UpstreamSupervisor` (which is owned by one event loop)
-/// or the connection: the shell copies this `Sendable` value out and hands it across threads. The
-/// supervisor fills the supervision fields (`UpstreamSupervisor.status`); the connection shell fills the
+/// or the connection: the shell (`UpstreamDriver`) copies this `Sendable` value out and hands it across
+/// threads. The supervisor fills the supervision fields (`UpstreamSupervisor.status`); the driver fills the
 /// traffic fields (`messages`, `bytes`, `lastMessageAt`, `lastPongRTT`) before publishing it.
 ///
 /// Instants are `ContinuousClock` instants, the same clock the state machines are driven with; a renderer
@@ -43,7 +43,7 @@ public struct UpstreamState: Sendable, Equatable {
     /// "credentials", and the local causes "pause", "reconnect", "shutdown", "removed".
     public var disconnects: [String: Int]
 
-    // Filled by the connection shell.
+    // Filled by the driver (`UpstreamDriver`).
     public var messages: UInt64
     public var bytes: UInt64
     public var lastMessageAt: ContinuousClock.Instant?

@@ -93,7 +93,7 @@ final class JetStreamClient {
                 natsMsg_Destroy(message)
             }
             jsOptions.PublishAsync.AckHandlerClosure = box.toOpaque()
-            jsOptions.Wait = Int64(Self.milliseconds(settings.ackTimeout))
+            jsOptions.Wait = settings.ackTimeout.millisecondsClamped
             var js: OpaquePointer? = nil
             let jsStatus = natsConnection_JetStream(&js, nc, &jsOptions)
             guard jsStatus == NATS_OK, let js else {
@@ -104,7 +104,7 @@ final class JetStreamClient {
             connection = nc
             context = js
             retainedBox = box
-            ackWaitMilliseconds = Int64(Self.milliseconds(settings.ackTimeout))
+            ackWaitMilliseconds = settings.ackTimeout.millisecondsClamped
         } catch {
             if connectionExists {
                 box.takeUnretainedValue().silenced.withLockedValue { $0 = true }  // not released: see EventsBox
@@ -133,7 +133,7 @@ final class JetStreamClient {
         }
         try check(serverStatus, "invalid servers \(settings.servers)")
         try check(natsOptions_SetName(options, name), "cannot set the connection name")
-        try check(natsOptions_SetTimeout(options, Int64(milliseconds(connectTimeout))), "cannot set the timeout")
+        try check(natsOptions_SetTimeout(options, connectTimeout.millisecondsClamped), "cannot set the timeout")
         // Reconnect for ever: the sink buffers (or blocks its upstreams) while the cluster is away.
         try check(natsOptions_SetMaxReconnect(options, -1), "cannot set reconnect attempts")
         try check(natsOptions_SetReconnectWait(options, 250), "cannot set the reconnect wait")
@@ -291,9 +291,9 @@ final class JetStreamClient {
         config.Name = UnsafePointer(name)
         config.Storage = js_FileStorage
         config.Replicas = Int64(stream.replicas ?? 1)
-        if let v = stream.maxAge { config.MaxAge = Self.nanoseconds(v) }
+        if let v = stream.maxAge { config.MaxAge = v.nanosecondsClamped }
         if let v = stream.maxBytes { config.MaxBytes = Int64(v) }
-        config.Duplicates = Self.nanoseconds(stream.duplicateWindow ?? .seconds(120))
+        config.Duplicates = (stream.duplicateWindow ?? .seconds(120)).nanosecondsClamped
         var info: UnsafeMutablePointer<jsStreamInfo>? = nil
         var code = jsErrCode(rawValue: 0)
         let status = subjectPointers.withUnsafeMutableBufferPointer { buffer -> natsStatus in
@@ -337,13 +337,6 @@ final class JetStreamClient {
         return text
     }
 
-    static func milliseconds(_ d: Duration) -> Int64 {
-        d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
-    }
-
-    static func nanoseconds(_ d: Duration) -> Int64 {
-        d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
-    }
 }
 
 /// What the stream check compares: the existing stream's settings, for the keys the configuration can set.
@@ -362,13 +355,13 @@ struct StreamFacts: Sendable, Equatable {
         if let replicas = wanted.replicas, replicas != max(1, self.replicas) {
             return "stream.replicas: the stream has \(max(1, self.replicas)), the configuration says \(replicas)"
         }
-        if let age = wanted.maxAge, JetStreamClient.nanoseconds(age) != maxAgeNanoseconds {
+        if let age = wanted.maxAge, age.nanosecondsClamped != maxAgeNanoseconds {
             return "stream.max_age: the stream has \(Self.describe(nanoseconds: maxAgeNanoseconds)), the configuration says \(DurationParser.format(age))"
         }
         if let bytes = wanted.maxBytes, Int64(bytes) != maxBytes {
             return "stream.max_bytes: the stream has \(maxBytes < 0 ? "no limit" : "\(maxBytes) bytes"), the configuration says \(bytes) bytes"
         }
-        if let window = wanted.duplicateWindow, JetStreamClient.nanoseconds(window) != duplicateWindowNanoseconds {
+        if let window = wanted.duplicateWindow, window.nanosecondsClamped != duplicateWindowNanoseconds {
             return "stream.duplicate_window: the stream has \(Self.describe(nanoseconds: duplicateWindowNanoseconds)), the configuration says \(DurationParser.format(window))"
         }
         return nil

@@ -8,7 +8,7 @@ import ServiceLifecycle
 ///
 /// ## Threads
 /// - Event loops call `enqueue` (via the router): under the lock they run the buffer policy
-///   (`FileBufferStateMachine`, the same `buffer`/`on_full` contract as files) and append the messages to the
+///   (`SinkQueueStateMachine`, the same `buffer`/`on_full` contract as files) and append the messages to the
 ///   in-flight window (`PublishWindow`) — no encoding, no hashing, no call into the NATS library.
 /// - One publisher thread of its own connects, checks or creates the stream, encodes each message, makes its
 ///   `Nats-Msg-Id` (`MessageIDMaker`) and publishes asynchronously, at most `max_in_flight` at a time.
@@ -35,21 +35,18 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
 
     let settings: SinkSettings
     let jetstream: JetStreamSinkSettings
-    private let names: Set<String>?
+    private let selection: UpstreamSelection
     private let directory: UpstreamDirectory
     private let registry: FlowControlRegistry
     private let environment: [String: String]
     private let logger: Logger
-    private let signal = WriterSignal()
+    private let thread = SinkWriterThread()
     private var token: ObjectIdentifier { ObjectIdentifier(self) }
     private let label: String
 
-    // MARK: Guarded by `signal`
+    // MARK: Guarded by `thread`'s lock
     private var window: PublishWindow<Item>
-    private var machine: FileBufferStateMachine
-    private var stopRequest = LineWriter.StopRequest.none
-    private var finished = false
-    private var publisherSleeping = false
+    private var machine: SinkQueueStateMachine
     private var connected = false
     private var connectionLost = false
     private var connectionClosed = false
@@ -82,7 +79,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
     ) {
         self.settings = settings
         self.jetstream = jetstream
-        self.names = settings.upstreams.isEmpty ? nil : Set(settings.upstreams)
+        self.selection = UpstreamSelection(names: settings.upstreams, directory: directory)
         self.directory = directory
         self.registry = registry
         self.environment = environment
@@ -91,59 +88,36 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
         logger[metadataKey: "sink"] = "jetstream:\(jetstream.label)"
         self.logger = logger
         window = PublishWindow(limit: jetstream.maxInFlight)
-        machine = FileBufferStateMachine(capacity: jetstream.buffer, policy: jetstream.onFull)
+        machine = SinkQueueStateMachine(capacity: jetstream.buffer, onFull: jetstream.onFull)
         ids = MessageIDMaker(dedupe: jetstream.dedupe)
     }
 
     // MARK: Event-loop side
 
     func enqueue(_ events: [RelayEvent]) {
-        signal.withLock {
-            if finished {
+        thread.withLock {
+            if thread.finished {
                 droppedAfterStop += UInt64(events.count { if case .message = $0 { true } else { false } })
                 return
             }
-            var pause = false
-            var lastName: String? = nil
-            var wanted = false
-            var id: UInt16 = 0
-            for event in events {
-                let name = event.upstream
-                if name != lastName {
-                    lastName = name
-                    wanted = names?.contains(name) ?? true
-                    if wanted { id = directory.id(for: name).0 }
-                }
-                guard wanted else { continue }
-                switch event {
-                case .message(let message):
-                    let cost = message.payload.readableBytes + Self.entryOverhead
-                    switch machine.admit(cost) {
-                    case .dropped:
-                        machine.recordDrop(upstream: id, seq: message.seq)
-                        continue
-                    case .acceptedAndPause:
-                        pause = true
-                    case .accepted:
-                        break
-                    }
+            let outcome = machine.admit(events, selection: selection, events: settings.events, directory: directory,
+                                        overhead: Self.entryOverhead) { event, cost in
+                if case .message(let message) = event {
                     window.append(.message(message), bytes: cost)
-                case .connected, .disconnected:
-                    guard settings.events else { continue }
-                    machine.admitUnconditionally(Self.entryOverhead)
+                } else {
                     recordNumber += 1
-                    window.append(.event(event, number: recordNumber), bytes: Self.entryOverhead)
+                    window.append(.event(event, number: recordNumber), bytes: cost)
                 }
             }
-            if publisherSleeping { signal.signal() }
-            if pause { registry.pause(by: token, upstreams: names) }
+            thread.wakeIfSleeping()
+            if outcome.pause { registry.pause(by: token, upstreams: selection) }
         }
     }
 
     // MARK: cnats threads
 
     func answered(message: UInt, stored: Bool, duplicate: Bool, error: String?) {
-        signal.withLock {
+        thread.withLock {
             guard let (id, attempt) = outstanding.removeValue(forKey: message) else { return }
             if stored {
                 if case .released(let bytes) = window.acknowledged(id, attempt: attempt, duplicate: duplicate) {
@@ -156,43 +130,43 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
                 lastError = "publish not acknowledged: \(error ?? "no answer")"
                 failuresToReport.append(error ?? "no acknowledgement")
             }
-            if publisherSleeping { signal.signal() }
+            thread.wakeIfSleeping()
         }
     }
 
     func disconnected(url: String?) {
-        let server = signal.withLock {
+        let server = thread.withLock {
             let server = url ?? connectedURL ?? jetstream.servers.joined(separator: ", ")
             connected = false
             connectedURL = nil
             lastError = "disconnected from \(server)"
-            signal.signal()
+            thread.wake()
             return server
         }
         logger.warning("\(label): disconnected from \(server); reconnecting, messages wait in the buffer")
     }
 
     func reconnected(url: String?) {
-        signal.withLock {
+        thread.withLock {
             connected = true
             connectionLost = true
             connectedURL = url
-            signal.signal()
+            thread.wake()
         }
         logger.notice("\(label): reconnected to \(url ?? "?"); sending again what was not acknowledged")
     }
 
     func closed() {
-        signal.withLock {
+        thread.withLock {
             connected = false
             connectedURL = nil
             connectionClosed = true
-            signal.signal()
+            thread.wake()
         }
     }
 
     func asyncError(_ text: String) {
-        signal.withLock {
+        thread.withLock {
             errors += 1
             lastError = text
         }
@@ -200,7 +174,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
     }
 
     /// Under the lock.
-    private func apply(_ action: FileBufferStateMachine.DrainAction) {
+    private func apply(_ action: SinkQueueStateMachine.DrainAction) {
         switch action {
         case .none:
             break
@@ -220,26 +194,21 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
     // MARK: Service
 
     public func run() async throws {
-        try await runOnDedicatedThread(name: "wsrelay-jetstream", loop: { self.runLoop() }, requestStop: { request in
-            self.requestStop(request)
-        })
+        try await thread.run(name: "wsrelay-jetstream") { self.runLoop() }
     }
 
-    func requestStop(_ request: LineWriter.StopRequest) {
-        signal.withLock {
-            if request == .abort || stopRequest == .none { stopRequest = request }
-            signal.signal()
-        }
+    func requestStop(_ request: SinkWriterThread.StopRequest) {
+        thread.requestStop(request)
     }
 
     /// Releases a sink that never ran.
     func closeWithoutRunning() {
-        signal.withLock { finished = true }
+        thread.withLock { thread.finished = true }
     }
 
     var status: SinkStatus {
         var status = SinkStatus(kind: .jetstream, name: jetstream.label, format: settings.format, upstreams: settings.upstreams)
-        signal.withLock {
+        thread.withLock {
             status.bytesWritten = publishedBytes
             status.writes = window.acknowledged
             status.bufferedBytes = machine.buffered
@@ -274,7 +243,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
             case .finish:
                 client?.close()
                 client = nil
-                signal.withLock { finished = true }
+                thread.withLock { thread.finished = true }
                 logger.info("\(label): everything acknowledged; closed")
                 break loop
             case .connect:
@@ -289,9 +258,9 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
         var report: [String] = []
         var answered = 0
         defer { reportAnswers(failures: report, answered: answered) }
-        return signal.withLock {
+        return thread.withLock {
             while true {
-                if stopRequest == .abort { return .abort }
+                if thread.stopRequest == .abort { return .abort }
                 if !failuresToReport.isEmpty || answersSinceReport > 0 {
                     report = failuresToReport
                     answered = answersSinceReport
@@ -312,7 +281,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
                 // Sleep until signalled, or until the backoff lets the next attempt go when one is waiting.
                 var wake: ContinuousClock.Instant? = nil
                 if client == nil || !streamReady {
-                    if stopRequest == .drain && window.isEmpty { return .finish }
+                    if thread.stopRequest == .drain && window.isEmpty { return .finish }
                     if episode.mayRetry(now: now) { return .connect }
                     wake = episode.retryAt
                 } else if connected && window.canSend {
@@ -322,12 +291,10 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
                         return .publish(entries)
                     }
                     wake = episode.retryAt
-                } else if stopRequest == .drain && window.isEmpty {
+                } else if thread.stopRequest == .drain && window.isEmpty {
                     return .finish
                 }
-                publisherSleeping = true
-                signal.wait(until: wake)
-                publisherSleeping = false
+                thread.sleep(until: wake)
             }
         }
     }
@@ -344,7 +311,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
         } else if answered > 0, episode.isActive, client != nil, streamReady,
             let recovery = episode.succeeded(now: now)
         {
-            signal.withLock { failing = false }
+            thread.withLock { failing = false }
             logger.notice("\(label): publishing again", metadata: [
                 "failed_for": "\(recovery.duration)", "failed_attempts": "\(recovery.failures)",
                 "last_error": "\(recovery.lastError)",
@@ -358,7 +325,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
             restartConnection = false
             client?.close()
             client = nil
-            signal.withLock {
+            thread.withLock {
                 outstanding.removeAll()
                 window.failAllInFlight()
             }
@@ -371,7 +338,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
                     environment: environment)
                 client = created
                 let url = created.connectedURL
-                signal.withLock {
+                thread.withLock {
                     connected = true
                     connectedURL = url
                 }
@@ -392,7 +359,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
             }
         }
         streamReady = true
-        signal.withLock {
+        thread.withLock {
             failing = false
             lastError = nil
         }
@@ -405,7 +372,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
 
     private func failed(_ description: String) {
         let isNew = episode.failed(description, now: .now)
-        let buffered = signal.withLock {
+        let buffered = thread.withLock {
             errors += 1
             lastError = description
             failing = true
@@ -420,7 +387,7 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
 
     private func publish(_ entries: [PublishWindow<Item>.Entry]) {
         guard let client else {
-            signal.withLock { for entry in entries { _ = window.failed(entry.id, attempt: entry.attempts) } }
+            thread.withLock { for entry in entries { _ = window.failed(entry.id, attempt: entry.attempts) } }
             return
         }
         let expectStream = jetstream.stream?.name
@@ -430,11 +397,11 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
             let problem = scratch.withUnsafeReadableBytes { data in
                 client.publish(
                     subject: subject, data: data, messageID: messageID, expectStream: expectStream,
-                    register: { key in signal.withLock { outstanding[key] = (entry.id, entry.attempts) } },
-                    unregister: { key in signal.withLock { _ = outstanding.removeValue(forKey: key) } })
+                    register: { key in thread.withLock { outstanding[key] = (entry.id, entry.attempts) } },
+                    unregister: { key in thread.withLock { _ = outstanding.removeValue(forKey: key) } })
             }
             if let problem {
-                signal.withLock {
+                thread.withLock {
                     _ = window.failed(entry.id, attempt: entry.attempts)
                     errors += 1
                     lastError = problem
@@ -504,8 +471,8 @@ public final class JetStreamSink: Service, RelayEventSink, JetStreamClientEvents
     }
 
     private func abandon() {
-        let (messages, bytes) = signal.withLock {
-            finished = true
+        let (messages, bytes) = thread.withLock {
+            thread.finished = true
             outstanding.removeAll()
             return window.abandon()
         }

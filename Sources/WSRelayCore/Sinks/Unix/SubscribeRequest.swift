@@ -62,12 +62,7 @@ enum SubscribeRequest: Sendable, Equatable {
     /// `{"ok":"subscribe","upstreams":["a","b"]}\n`
     static func okLine(upstreams: [String]) -> [UInt8] {
         var line = Array("{\"ok\":\"subscribe\",\"upstreams\":[".utf8)
-        for (i, name) in upstreams.enumerated() {
-            if i > 0 { line.append(UInt8(ascii: ",")) }
-            line.append(UInt8(ascii: "\""))
-            JSONStringEscaper.append(name, to: &line)
-            line.append(UInt8(ascii: "\""))
-        }
+        JSONStringEscaper.appendElements(upstreams, to: &line)
         line.append(contentsOf: "]}\n".utf8)
         return line
     }

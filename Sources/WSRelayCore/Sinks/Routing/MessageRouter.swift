@@ -8,12 +8,9 @@ import NIOCore
 /// only some upstreams slice it at line boundaries). Journal sinks get the events themselves. Nothing here
 /// blocks or takes a per-message lock: the only locks are one read of the routes and one of the upstream
 /// directory per call.
-///
-/// It is also the registry of upstream flow controls, which file/stdout sinks under `on_full = "block"` use
-/// to pause and resume the upstreams that feed them.
+/// Back-pressure takes the other way, through `FlowControlRegistry`.
 public final class MessageRouter: RelayEventConsumer, Sendable {
     let directory: UpstreamDirectory
-    let registry: FlowControlRegistry
     private let routes: NIOLockedValueBox<Routes>
     private let allocator = ByteBufferAllocator()
 
@@ -32,9 +29,8 @@ public final class MessageRouter: RelayEventConsumer, Sendable {
         }
     }
 
-    init(directory: UpstreamDirectory, registry: FlowControlRegistry, lineSinks: [any LineSink], eventSinks: [any RelayEventSink]) {
+    init(directory: UpstreamDirectory, lineSinks: [any LineSink], eventSinks: [any RelayEventSink]) {
         self.directory = directory
-        self.registry = registry
         routes = NIOLockedValueBox(Routes(lineSinks: lineSinks, eventSinks: eventSinks))
     }
 
@@ -43,14 +39,6 @@ public final class MessageRouter: RelayEventConsumer, Sendable {
     func setRoutes(lineSinks: [any LineSink], eventSinks: [any RelayEventSink]) {
         let next = Routes(lineSinks: lineSinks, eventSinks: eventSinks)
         routes.withLockedValue { $0 = next }
-    }
-
-    public func register(upstream: String, flowControl: any UpstreamFlowControl) {
-        registry.register(upstream: upstream, flowControl: flowControl)
-    }
-
-    public func unregister(upstream: String) {
-        registry.unregister(upstream: upstream)
     }
 
     public func deliver(_ events: [RelayEvent]) {

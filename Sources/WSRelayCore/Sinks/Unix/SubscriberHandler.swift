@@ -35,7 +35,7 @@ final class SubscriberStats: Sendable {
 /// - On connect: reads `SO_PEERCRED`; a peer not in `allow_uids`/`allow_gids` gets an error line and is
 ///   closed. Otherwise it joins its loop's `SubscriberShard` and receives every line from then on.
 /// - Outgoing: the lines of each batch it takes are written as slices of the shared batch buffer and flushed
-///   once per batch. `SubscriberQueue` counts the bytes not yet taken by the kernel (decremented when the
+///   once per batch. `SinkQueueStateMachine` counts the bytes not yet taken by the kernel (decremented when the
 ///   flush's write promise completes) and applies `slow_consumer`.
 /// - Incoming: `{"subscribe":[...]}` lines narrow or widen what it receives (answered with
 ///   `{"ok":"subscribe","upstreams":[...]}`); anything else is answered with `{"error":"..."}` and ignored.
@@ -58,7 +58,7 @@ final class SubscriberHandler: ChannelInboundHandler {
     /// Position in the shard's array, for O(1) removal.
     var shardIndex = -1
 
-    private var queue: SubscriberQueue
+    private var queue: SinkQueueStateMachine
     private var selection: UpstreamSelection
     private var stats: SubscriberStats? = nil
     private var credentials = PeerCredentials.unknown
@@ -84,7 +84,7 @@ final class SubscriberHandler: ChannelInboundHandler {
 
     init(sink: UnixSocketSink, adopted: UnixSocketSink.AdoptedSubscriber? = nil) {
         self.sink = sink
-        self.queue = SubscriberQueue(limit: sink.unix.queue, policy: sink.unix.slowConsumer)
+        self.queue = SinkQueueStateMachine(capacity: sink.unix.queue, slowConsumer: sink.unix.slowConsumer)
         self.selection = sink.selection
         self.adopted = adopted
         self.storeID = adopted?.id ?? sink.nextStoreID()
@@ -122,7 +122,7 @@ final class SubscriberHandler: ChannelInboundHandler {
             return
         }
         self.shard = shard
-        let stats = SubscriberStats(credentials: credentials, connectedAt: .now(), queueCapacity: queue.limit)
+        let stats = SubscriberStats(credentials: credentials, connectedAt: .now(), queueCapacity: queue.capacity)
         self.stats = stats
         sink.subscriberJoined(stats)
         state = .active
@@ -223,8 +223,8 @@ final class SubscriberHandler: ChannelInboundHandler {
     func closeWhenDrained(force: Bool) {
         guard let context, state != .closed else { return }
         flush()
-        if force || queue.queued == 0 {
-            handedOverCleanly = queue.queued == 0 && heldWrite == nil
+        if force || queue.buffered == 0 {
+            handedOverCleanly = queue.buffered == 0 && heldWrite == nil
             state = .closed
             context.close(promise: nil)
         } else {
@@ -236,52 +236,18 @@ final class SubscriberHandler: ChannelInboundHandler {
 
     func deliver(_ batch: EncodedBatch) {
         guard state == .active, !closeWhenEmpty else { return }
-        let events = sink.wantsEvents
-        if batch.isWhollyWanted(by: selection, events: events) {
-            send(batch, 0..<batch.entries.count)
-        } else {
-            batch.forEachRun(selection: selection, events: events) { run in send(batch, run) }
+        let outcome = queue.admit(batch, selection: selection, events: sink.wantsEvents) { lines, bytes in
+            write(lines, bytes: bytes)
         }
-        flush()
-    }
-
-    private func send(_ batch: EncodedBatch, _ run: Range<Int>) {
-        guard state == .active, !run.isEmpty else { return }
-        let bytes = batch.byteCount(of: run)
-        if queue.fits(bytes) {
-            _ = queue.admit(bytes)
-            write(batch.slice(run), bytes: bytes)
-            return
-        }
-        switch queue.policy {
-        case .disconnect:
-            if queue.admit(bytes) == .disconnect { disconnectSlow(rejected: bytes) }
-        case .drop:
-            var acceptedFrom = -1
-            var acceptedBytes = 0
-            for i in run {
-                let entry = batch.entries[i]
-                let size = Int(entry.end) - batch.start(of: i)
-                var accepted = true
-                if entry.isEvent {
-                    queue.admitUnconditionally(size)
-                } else if queue.admit(size) != .accepted {
-                    accepted = false
-                    queue.recordDrop(upstream: entry.upstream, seq: entry.seq)
-                    sink.countDrop()
-                }
-                if accepted {
-                    if acceptedFrom < 0 { acceptedFrom = i }
-                    acceptedBytes += size
-                } else if acceptedFrom >= 0 {
-                    write(batch.slice(acceptedFrom..<i), bytes: acceptedBytes)
-                    acceptedFrom = -1
-                    acceptedBytes = 0
-                }
-            }
-            if acceptedFrom >= 0 { write(batch.slice(acceptedFrom..<run.upperBound), bytes: acceptedBytes) }
+        if outcome.dropped > 0 {
+            sink.countDrops(outcome.dropped)
             stats?.dropped.store(queue.totalDropped, ordering: .relaxed)
         }
+        if outcome.disconnect {
+            disconnectSlow()
+            return
+        }
+        flush()
     }
 
     private func write(_ buffer: ByteBuffer, bytes: Int) {
@@ -298,7 +264,7 @@ final class SubscriberHandler: ChannelInboundHandler {
         heldWrite = nil
         let bytes = unflushedBytes
         unflushedBytes = 0
-        stats?.queued.store(queue.queued, ordering: .relaxed)
+        stats?.queued.store(queue.buffered, ordering: .relaxed)
         let promise = context.eventLoop.makePromise(of: Void.self)
         promise.futureResult.assumeIsolated().whenComplete { result in
             self.completed(bytes, success: (try? result.get()) != nil)
@@ -307,35 +273,32 @@ final class SubscriberHandler: ChannelInboundHandler {
     }
 
     private func completed(_ bytes: Int, success: Bool) {
-        let gaps = queue.completed(bytes)
+        let drained = queue.written(bytes)
         if let stats {
-            stats.queued.store(queue.queued, ordering: .relaxed)
+            stats.queued.store(queue.buffered, ordering: .relaxed)
             if success { stats.bytesWritten.add(UInt64(bytes), ordering: .relaxed) }
         }
         if success { sink.countWritten(bytes) }
         guard state == .active else { return }
-        if let gaps {
-            var buffer = ByteBufferAllocator().buffer(capacity: 128 * gaps.count)
-            var encoder = EnvelopeEncoder()
-            encoder.appendGaps(gaps, names: sink.directory, at: .now(), to: &buffer)
-            queue.admitUnconditionally(buffer.readableBytes)
-            write(buffer, bytes: buffer.readableBytes)
+        if case .writeGaps(let gaps) = drained {
+            let lines = queue.gapLines(gaps, names: sink.directory)
+            write(lines, bytes: lines.readableBytes)
             flush()
         }
-        if closeWhenEmpty && queue.queued == 0 && heldWrite == nil {
+        if closeWhenEmpty && queue.buffered == 0 && heldWrite == nil {
             handedOverCleanly = true
             state = .closed
             context?.close(promise: nil)
         }
     }
 
-    private func disconnectSlow(rejected: Int) {
+    private func disconnectSlow() {
         guard let context else { return }
         state = .closed
         sink.countSlowDisconnect()
         sink.logger.warning("unix sink \(sink.name): disconnected a slow subscriber", metadata: [
             "pid": "\(credentials.pid)", "uid": "\(credentials.uid)",
-            "queued_bytes": "\(queue.queued)", "queue_limit": "\(queue.limit)",
+            "queued_bytes": "\(queue.buffered)", "queue_limit": "\(queue.capacity)",
             "bytes_written": "\(stats?.bytesWritten.load(ordering: .relaxed) ?? 0)",
         ])
         heldWrite = nil

@@ -7,7 +7,7 @@ import NIOCore
 ///
 /// ## Threads
 /// - Event loops call `enqueue` (via the router): under the lock they run the admission policy
-///   (`FileBufferStateMachine`) and append `ByteBuffer` slices of the batch — no copy, no syscall, and a
+///   (`SinkQueueStateMachine`) and append `ByteBuffer` slices of the batch — no copy, no syscall, and a
 ///   condition signal only when the writer is asleep.
 /// - The writer thread (`runLoop`) takes everything queued in one go and writes it with `writev(2)` (up to
 ///   1024 buffers / 8 MiB per call), each call inside `ForcedExit.whileWriting` with this writer's own gate
@@ -24,7 +24,7 @@ import NIOCore
 ///   partially written line on the old descriptor.
 /// - Graceful stop (`requestStop(.drain)`): everything queued is written (retrying errors until it
 ///   succeeds or the stop turns into `.abort`), then synced (whatever `fsync` says) and closed.
-// @unchecked Sendable: `signal` (WriterSignal) guards queue, machine, stopRequest, finished, reopenRequested, writerSleeping, counters, gapEncoder; the rest is the writer thread's own or immutable.
+// @unchecked Sendable: `thread`'s lock guards queue, machine, reopenRequested, counters (and the thread's stop request); the rest is the writer thread's own or immutable.
 final class LineWriter: @unchecked Sendable {
     struct Configuration: Sendable {
         var label: String
@@ -40,10 +40,6 @@ final class LineWriter: @unchecked Sendable {
         var retryMax: Duration = .seconds(5)
     }
 
-    enum StopRequest: Sendable, Equatable {
-        case none, drain, abort
-    }
-
     struct Counters: Sendable {
         var bytesWritten: UInt64 = 0
         var writes: UInt64 = 0
@@ -57,24 +53,19 @@ final class LineWriter: @unchecked Sendable {
     let configuration: Configuration
     let selection: UpstreamSelection
     let events: Bool
-    private let upstreamNames: Set<String>?
     private let directory: UpstreamDirectory
     private let registry: FlowControlRegistry
     private let forcedExit: ForcedExit
     private let gate: ForcedExit.Gate
     private let logger: Logger
-    private let signal = WriterSignal()
+    private let thread = SinkWriterThread()
     private var token: ObjectIdentifier { ObjectIdentifier(self) }
 
-    // MARK: Guarded by `signal`
+    // MARK: Guarded by `thread`'s lock
     private var queue: [ByteBuffer] = []
-    private var machine: FileBufferStateMachine
-    private var stopRequest = StopRequest.none
-    private var finished = false
+    private var machine: SinkQueueStateMachine
     private var reopenRequested = false
-    private var writerSleeping = false
     private var counters = Counters()
-    private var gapEncoder = EnvelopeEncoder()
 
     // MARK: Writer thread only
     private let output: FileOutput
@@ -94,21 +85,19 @@ final class LineWriter: @unchecked Sendable {
     static let fullWaitMilliseconds: Int32 = 100
 
     init(
-        configuration: Configuration, output: FileOutput, selection: UpstreamSelection, upstreamNames: Set<String>?,
-        events: Bool, directory: UpstreamDirectory, registry: FlowControlRegistry, forcedExit: ForcedExit,
+        configuration: Configuration, output: FileOutput, selection: UpstreamSelection, events: Bool, directory: UpstreamDirectory, registry: FlowControlRegistry, forcedExit: ForcedExit,
         logger: Logger
     ) {
         self.configuration = configuration
         self.output = output
         self.selection = selection
-        self.upstreamNames = upstreamNames
         self.events = events
         self.directory = directory
         self.registry = registry
         self.forcedExit = forcedExit
         self.gate = forcedExit.makeGate()
         self.logger = logger
-        self.machine = FileBufferStateMachine(capacity: configuration.capacity, policy: configuration.onFull)
+        self.machine = SinkQueueStateMachine(capacity: configuration.capacity, onFull: configuration.onFull)
         self.episode = WriteErrorEpisode(initialDelay: configuration.retryInitial, maximumDelay: configuration.retryMax)
     }
 
@@ -121,71 +110,31 @@ final class LineWriter: @unchecked Sendable {
     // MARK: Event-loop side
 
     func enqueue(_ batch: EncodedBatch) {
-        signal.withLock {
-            if finished {
+        thread.withLock {
+            if thread.finished {
                 counters.droppedAfterStop += UInt64(batch.messageCount)
                 return
             }
-            var pause = false
-            let total = batch.bytes.readableBytes
-            if batch.isWhollyWanted(by: selection, events: events) && machine.fits(total) {
-                if machine.admit(total) == .acceptedAndPause { pause = true }
-                queue.append(batch.bytes)
-            } else {
-                batch.forEachRun(selection: selection, events: events) { run in
-                    let bytes = batch.byteCount(of: run)
-                    if machine.fits(bytes) {
-                        if machine.admit(bytes) == .acceptedAndPause { pause = true }
-                        queue.append(batch.slice(run))
-                    } else {
-                        admitLineByLine(batch, run, pause: &pause)
-                    }
-                }
-            }
-            if writerSleeping { signal.signal() }
-            if pause { registry.pause(by: token, upstreams: upstreamNames) }
+            let outcome = machine.admit(batch, selection: selection, events: events) { lines, _ in queue.append(lines) }
+            thread.wakeIfSleeping()
+            if outcome.pause { registry.pause(by: token, upstreams: selection) }
         }
-    }
-
-    private func admitLineByLine(_ batch: EncodedBatch, _ run: Range<Int>, pause: inout Bool) {
-        var acceptedFrom = -1
-        for i in run {
-            let entry = batch.entries[i]
-            let bytes = Int(entry.end) - batch.start(of: i)
-            var accepted = true
-            if entry.isEvent {
-                machine.admitUnconditionally(bytes)
-            } else {
-                switch machine.admit(bytes) {
-                case .accepted: break
-                case .acceptedAndPause: pause = true
-                case .dropped:
-                    accepted = false
-                    machine.recordDrop(upstream: entry.upstream, seq: entry.seq)
-                }
-            }
-            if accepted {
-                if acceptedFrom < 0 { acceptedFrom = i }
-            } else if acceptedFrom >= 0 {
-                queue.append(batch.slice(acceptedFrom..<i))
-                acceptedFrom = -1
-            }
-        }
-        if acceptedFrom >= 0 { queue.append(batch.slice(acceptedFrom..<run.upperBound)) }
     }
 
     func requestReopen() {
-        signal.withLock {
+        thread.withLock {
             reopenRequested = true
-            if writerSleeping { signal.signal() }
+            thread.wakeIfSleeping()
         }
     }
 
-    func requestStop(_ request: StopRequest) {
-        signal.withLock {
-            if request == .abort || stopRequest == .none { stopRequest = request }
-            signal.signal()
-        }
+    func requestStop(_ request: SinkWriterThread.StopRequest) {
+        thread.requestStop(request)
+    }
+
+    /// Runs the writer thread until graceful shutdown (drain) or cancellation (abort).
+    func run(threadName: String) async throws {
+        try await thread.run(name: threadName) { self.runLoop() }
     }
 
     struct Snapshot: Sendable {
@@ -197,7 +146,7 @@ final class LineWriter: @unchecked Sendable {
     }
 
     var snapshot: Snapshot {
-        signal.withLock {
+        thread.withLock {
             Snapshot(counters: counters, buffered: machine.buffered, capacity: machine.capacity,
                      dropped: machine.totalDropped + counters.droppedAfterStop, pausing: machine.pausing)
         }
@@ -224,7 +173,7 @@ final class LineWriter: @unchecked Sendable {
                 // Even under `fsync = "never"`: one sync at shutdown is cheap and the process is leaving.
                 if dirty { syncNow(.now) }
                 output.close()
-                signal.withLock { finished = true }
+                thread.withLock { thread.finished = true }
                 break loop
             case .work(let reopen):
                 doWork(reopen: reopen)
@@ -235,9 +184,9 @@ final class LineWriter: @unchecked Sendable {
     private var hasPending: Bool { pendingHead < pending.count }
 
     private func nextStep() -> Step {
-        signal.withLock {
+        thread.withLock {
             while true {
-                if stopRequest == .abort { return .abort }
+                if thread.stopRequest == .abort { return .abort }
                 if !queue.isEmpty {
                     if pending.isEmpty {
                         swap(&pending, &queue)
@@ -253,10 +202,8 @@ final class LineWriter: @unchecked Sendable {
                 if reopen || (hasPending && mayAct && output.isOpen) || housekeepingDue(now) {
                     return .work(reopen: reopen)
                 }
-                if stopRequest == .drain && !hasPending { return .finish }
-                writerSleeping = true
-                signal.wait(until: nextWake(now))
-                writerSleeping = false
+                if thread.stopRequest == .drain && !hasPending { return .finish }
+                thread.sleep(until: nextWake(now))
             }
         }
     }
@@ -375,7 +322,7 @@ final class LineWriter: @unchecked Sendable {
             pendingHead = 0
         }
         guard n > 0 else { return }
-        signal.withLock {
+        thread.withLock {
             counters.bytesWritten += UInt64(n)
             counters.writes += 1
             counters.failing = false
@@ -384,17 +331,14 @@ final class LineWriter: @unchecked Sendable {
     }
 
     /// Under the lock.
-    private func apply(_ action: FileBufferStateMachine.DrainAction) {
+    private func apply(_ action: SinkQueueStateMachine.DrainAction) {
         switch action {
         case .none:
             break
         case .resume:
             registry.resume(by: token)
         case .writeGaps(let gaps):
-            var buffer = ByteBufferAllocator().buffer(capacity: 128 * gaps.count)
-            gapEncoder.appendGaps(gaps, names: directory, at: .now(), to: &buffer)
-            machine.admitUnconditionally(buffer.readableBytes)
-            queue.append(buffer)
+            queue.append(machine.gapLines(gaps, names: directory))
             let total = gaps.reduce(0) { $0 + $1.dropped }
             logger.warning("\(configuration.label): writing again after dropping messages", metadata: [
                 "dropped": "\(total)",
@@ -405,13 +349,13 @@ final class LineWriter: @unchecked Sendable {
     private func failed(_ error: SystemError) {
         let now = ContinuousClock.now
         let isNew = episode.failed(error.description, now: now)
-        signal.withLock {
+        thread.withLock {
             counters.writeErrors += 1
             counters.lastError = error.description
             counters.failing = true
         }
         if isNew {
-            let buffered = signal.withLock { machine.buffered }
+            let buffered = thread.withLock { machine.buffered }
             logger.error("\(configuration.label): \(error); keeping the data queued and retrying", metadata: [
                 "buffered_bytes": "\(buffered)",
             ])
@@ -420,16 +364,10 @@ final class LineWriter: @unchecked Sendable {
 
     private func logRecovery(_ recovery: WriteErrorEpisode.Recovery) {
         logger.notice("\(configuration.label): writing again", metadata: [
-            "failed_for": "\(Self.seconds(recovery.duration))",
+            "failed_for": "\(recovery.duration.secondsText)",
             "failed_attempts": "\(recovery.failures)",
             "last_error": "\(recovery.lastError)",
         ])
-    }
-
-    private static func seconds(_ d: Duration) -> String {
-        let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
-        let fraction = String(ms % 1000)
-        return "\(ms / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)s"
     }
 
     private func syncNow(_ now: ContinuousClock.Instant) {
@@ -438,7 +376,7 @@ final class LineWriter: @unchecked Sendable {
         do throws(SystemError) {
             try output.sync()
         } catch {
-            signal.withLock {
+            thread.withLock {
                 counters.writeErrors += 1
                 counters.lastError = error.description
             }
@@ -482,7 +420,7 @@ final class LineWriter: @unchecked Sendable {
         do throws(SystemError) {
             try output.open()
             needsReopen = false
-            signal.withLock { counters.reopens += 1 }
+            thread.withLock { counters.reopens += 1 }
             logger.info("\(configuration.label): reopened (\(reason))")
             Self.logTornLine(output, label: configuration.label, logger: logger)
             if let recovery = episode.succeeded(now: .now) { logRecovery(recovery) }
@@ -518,8 +456,8 @@ final class LineWriter: @unchecked Sendable {
         pending.removeAll()
         pendingHead = 0
         output.close()
-        let queued = signal.withLock {
-            finished = true
+        let queued = thread.withLock {
+            thread.finished = true
             let bytes = queue.reduce(0) { $0 + $1.readableBytes }
             queue.removeAll()
             return bytes

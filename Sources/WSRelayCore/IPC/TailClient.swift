@@ -135,12 +135,7 @@ public struct TailClient: Sendable {
 
     static func subscribeLine(_ upstreams: [String]) -> [UInt8] {
         var line = Array("{\"subscribe\":[".utf8)
-        for (i, name) in upstreams.enumerated() {
-            if i > 0 { line.append(UInt8(ascii: ",")) }
-            line.append(UInt8(ascii: "\""))
-            JSONStringEscaper.append(name, to: &line)
-            line.append(UInt8(ascii: "\""))
-        }
+        JSONStringEscaper.appendElements(upstreams, to: &line)
         line.append(contentsOf: "]}\n".utf8)
         return line
     }

@@ -44,41 +44,41 @@ enum UnixSocketPath {
 
     /// Makes `path` free for bind: nothing there, or a stale socket that is removed. Throws a startup error;
     /// `role` starts its message (and the log line), e.g. "unix sink" or "metrics".
-    static func prepare(_ path: String, role: String = "unix sink", logger: Logger) throws(SinkSetupError) {
+    static func prepare(_ path: String, role: String = "unix sink", logger: Logger) throws(SetupError) {
         switch probe(path) {
         case .nothing:
             return
         case .stale:
             if unlink(path) != 0 && errno != ENOENT {
-                throw SinkSetupError("\(role) \(path): cannot remove the stale socket: \(SystemError.describe(errno))")
+                throw SetupError("\(role) \(path): cannot remove the stale socket: \(SystemError.describe(errno))")
             }
             logger.info("\(role) \(path): removed a stale socket file")
         case .live:
-            throw SinkSetupError("\(role) \(path): another process is already listening on this socket (is another wsrelay running?)")
+            throw SetupError("\(role) \(path): another process is already listening on this socket (is another wsrelay running?)")
         case .notASocket:
-            throw SinkSetupError("\(role) \(path): the path exists and is not a socket; refusing to replace it")
+            throw SetupError("\(role) \(path): the path exists and is not a socket; refusing to replace it")
         case .unknown(let message):
-            throw SinkSetupError("\(role) \(path): cannot check the existing socket: \(message)")
+            throw SetupError("\(role) \(path): cannot check the existing socket: \(message)")
         }
     }
 
-    static func applyMode(_ path: String, mode: UInt32, owner: String?, group: String?, role: String = "unix sink") throws(SinkSetupError) {
+    static func applyMode(_ path: String, mode: UInt32, owner: String?, group: String?, role: String = "unix sink") throws(SetupError) {
         if chmod(path, mode_t(mode)) != 0 {
-            throw SinkSetupError("\(role) \(path): chmod \(String(mode, radix: 8)): \(SystemError.describe(errno))")
+            throw SetupError("\(role) \(path): chmod \(String(mode, radix: 8)): \(SystemError.describe(errno))")
         }
         guard owner != nil || group != nil else { return }
         var uid = uid_t.max
         var gid = gid_t.max
         if let owner {
-            guard let resolved = userID(owner) else { throw SinkSetupError("\(role) \(path): unknown owner \"\(owner)\"") }
+            guard let resolved = userID(owner) else { throw SetupError("\(role) \(path): unknown owner \"\(owner)\"") }
             uid = resolved
         }
         if let group {
-            guard let resolved = groupID(group) else { throw SinkSetupError("\(role) \(path): unknown group \"\(group)\"") }
+            guard let resolved = groupID(group) else { throw SetupError("\(role) \(path): unknown group \"\(group)\"") }
             gid = resolved
         }
         if chown(path, uid, gid) != 0 {
-            throw SinkSetupError("\(role) \(path): chown \(owner ?? ""):\(group ?? ""): \(SystemError.describe(errno))")
+            throw SetupError("\(role) \(path): chown \(owner ?? ""):\(group ?? ""): \(SystemError.describe(errno))")
         }
     }
 
@@ -117,21 +117,21 @@ enum UnixSocketPath {
     static func bindListener<Listener>(
         _ path: String, role: String, mode: UInt32, owner: String? = nil, group: String? = nil, logger: Logger,
         bind: () async throws -> Listener, close: (Listener) async -> Void
-    ) async throws(SinkSetupError) -> (listener: Listener, owned: OwnedSocketPath?) {
+    ) async throws(SetupError) -> (listener: Listener, owned: OwnedSocketPath?) {
         try prepare(path, role: role, logger: logger)
         if case .failure(let problem) = withSocketAddress(path, { _, _ in () }) {
-            throw SinkSetupError("\(role) \(path): \(problem.message)")
+            throw SetupError("\(role) \(path): \(problem.message)")
         }
         let listener: Listener
         do {
             listener = try await bind()
         } catch let error as IOError {
-            throw SinkSetupError("\(role) \(path): cannot bind: \(SystemError.describe(error.errnoCode))")
+            throw SetupError("\(role) \(path): cannot bind: \(SystemError.describe(error.errnoCode))")
         } catch {
-            throw SinkSetupError("\(role) \(path): cannot bind: \(error)")
+            throw SetupError("\(role) \(path): cannot bind: \(error)")
         }
         let owned = OwnedSocketPath(claiming: path)
-        do throws(SinkSetupError) {
+        do throws(SetupError) {
             try applyMode(path, mode: mode, owner: owner, group: group, role: role)
         } catch {
             await close(listener)

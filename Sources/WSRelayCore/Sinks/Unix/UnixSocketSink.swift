@@ -116,13 +116,13 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
             }
         if let activated {
             if let problem = SocketActivation.problemWithListeningSocket(activated.fd) {
-                throw SinkSetupError("unix sink \(name): inherited socket \"\(activated.name)\": \(problem)")
+                throw SetupError("unix sink \(name): inherited socket \"\(activated.name)\": \(problem)")
             }
             do {
                 let channel = try await bootstrap.withBoundSocket(activated.fd).get()
                 sink.listener.withLockedValue { $0 = channel }
             } catch {
-                throw SinkSetupError("unix sink \(name): cannot use the inherited socket \"\(activated.name)\": \(error)")
+                throw SetupError("unix sink \(name): cannot use the inherited socket \"\(activated.name)\": \(error)")
             }
             logger.info("unix sink \(name): using the socket passed by systemd", metadata: ["fd": "\(activated.fd)"])
             if case .listener? = StoredSocketName.parse(activated.name) {
@@ -133,7 +133,7 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
             return sink
         }
         guard let path = unix.path else {
-            throw SinkSetupError("unix sink: listen_fd_name \"\(unix.listenFDName ?? "")\" was not passed by systemd (LISTEN_FDNAMES) and no path is set")
+            throw SetupError("unix sink: listen_fd_name \"\(unix.listenFDName ?? "")\" was not passed by systemd (LISTEN_FDNAMES) and no path is set")
         }
         // With the file descriptor store the socket is bound here and given to NIO already listening: NIO
         // unlinks the path of a socket it bound itself when that channel closes, also at exit, and the next
@@ -206,7 +206,7 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
     /// Socket activation: by `listen_fd_name`; otherwise an inherited socket already bound to `path`.
     private static func pickInherited(
         unix: UnixSinkSettings, inherited: inout [SocketActivation.InheritedSocket]
-    ) throws(SinkSetupError) -> SocketActivation.InheritedSocket? {
+    ) throws(SetupError) -> SocketActivation.InheritedSocket? {
         if let wanted = unix.listenFDName {
             if let index = inherited.firstIndex(where: { $0.name == wanted }) {
                 return inherited.remove(at: index)
@@ -247,7 +247,7 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
         bytesWritten.add(UInt64(bytes), ordering: .relaxed)
         writes.add(1, ordering: .relaxed)
     }
-    func countDrop() { dropped.add(1, ordering: .relaxed) }
+    func countDrops(_ n: Int) { dropped.add(UInt64(n), ordering: .relaxed) }
     func countSlowDisconnect() { slowDisconnects.add(1, ordering: .relaxed) }
 
     var subscriberCount: Int { shards.reduce(0) { $0 + $1.count.load(ordering: .relaxed) } }
