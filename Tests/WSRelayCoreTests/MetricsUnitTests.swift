@@ -20,7 +20,7 @@ import Testing
         #expect(!metrics.isEnabled)
         #expect(metrics.upstream(named: "a") === UpstreamMetrics.disabled)
         #expect(metrics.credential(named: "api") === CredentialMetrics.disabled)
-        metrics.upstream(named: "a").received(messages: 3, bytes: 30)
+        metrics.upstream(named: "a").traffic.record(messages: 3, bytes: 30)
         metrics.upstream(named: "a").observe(from: Self.state(.connecting), to: Self.state(.open, connects: 1))
         #expect(metrics.exposition(sinks: [SinkStatus(kind: .file, name: "/x", format: .envelope, upstreams: [])]).isEmpty)
         var settings = MetricsSettings()
@@ -32,8 +32,8 @@ import Testing
         let metrics = RelayMetrics(enabled: true)
         let upstream = metrics.upstream(named: "a")
         #expect(metrics.upstream(named: "a") === upstream, "one set of handles per name")
-        upstream.received(messages: 3, bytes: 30)
-        upstream.received(messages: 2, bytes: 25)
+        upstream.traffic.record(messages: 3, bytes: 30)
+        upstream.traffic.record(messages: 2, bytes: 25)
         let opened = Self.state(.open, connects: 1)
         upstream.observe(from: Self.state(.connecting), to: opened)
         #expect(Self.lines(metrics).contains(#"wsrelay_upstream_up{upstream="a"} 1.0"#))
@@ -77,7 +77,7 @@ import Testing
     @Test func instancesShareNothingAndRemovedUpstreamsDisappear() {
         let one = RelayMetrics(enabled: true)
         let two = RelayMetrics(enabled: true)
-        one.upstream(named: "a").received(messages: 1, bytes: 1)
+        one.upstream(named: "a").traffic.record(messages: 1, bytes: 1)
         #expect(Self.lines(one).contains(#"wsrelay_upstream_messages_received_total{upstream="a"} 1"#))
         #expect(Self.lines(two).allSatisfy { !$0.contains(#"upstream="a""#) })
         _ = one.upstream(named: "b")
@@ -86,7 +86,7 @@ import Testing
         #expect(lines.allSatisfy { !$0.contains(#"upstream="a""#) }, "\(lines.sorted())")
         #expect(lines.contains(#"wsrelay_upstream_messages_received_total{upstream="b"} 0"#))
         // Asking again after a removal starts a new series.
-        one.upstream(named: "a").received(messages: 2, bytes: 2)
+        one.upstream(named: "a").traffic.record(messages: 2, bytes: 2)
         #expect(Self.lines(one).contains(#"wsrelay_upstream_messages_received_total{upstream="a"} 2"#))
     }
 

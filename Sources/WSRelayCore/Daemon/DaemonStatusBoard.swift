@@ -17,6 +17,8 @@ public final class DaemonStatusBoard: Sendable {
     }
 
     private let state = NIOLockedValueBox(Snapshot())
+    /// Every upstream's traffic counters; the message total is read from them, not counted a second time.
+    public let traffic = UpstreamTrafficBook()
     private let changes: AsyncStream<Void>.Continuation
     public let changeStream: AsyncStream<Void>
 
@@ -29,12 +31,13 @@ public final class DaemonStatusBoard: Sendable {
         changes.yield()
     }
 
-    /// Counters that change on every message must not wake the reporter each time.
-    public func addMessages(_ count: UInt64) {
-        state.withLockedValue { $0.messages &+= count }
+    /// The numbers now; `messages` from the upstreams' own counters (which change on every message and so
+    /// never wake the reporter themselves).
+    public var snapshot: Snapshot {
+        var snapshot = state.withLockedValue { $0 }
+        snapshot.messages = traffic.totalMessages
+        return snapshot
     }
-
-    public var snapshot: Snapshot { state.withLockedValue { $0 } }
 
     public func finish() { changes.finish() }
 

@@ -66,8 +66,8 @@ public final class RelayRuntime: Sendable {
                 proxy: ProxyResolver.resolve(for: settings.url, configured: settings.proxy, environment: environment),
                 logger: logger,
                 onStatusChange: { summary.publishSoon(to: board, on: group.any()) },
-                onMessages: { board.addMessages($0) },
-                metrics: metrics.upstream(named: settings.name),
+                traffic: board.traffic.counters(for: settings.name),
+                metrics: metrics.upstream(named: settings.name, traffic: board.traffic.counters(for: settings.name)),
                 epochs: epochs,
                 persistedSends: persistedSends
             )

@@ -44,12 +44,12 @@ public final class RelayMetrics: Sendable {
     }
 
     /// The handles of upstream `name`, made on first use and the same object afterwards: drivers created
-    /// later by a reload get them here too.
-    public func upstream(named name: String) -> UpstreamMetrics {
+    /// later by a reload get them here too. `traffic` is what its message and byte series show.
+    public func upstream(named name: String, traffic: UpstreamTrafficCounters = UpstreamTrafficCounters()) -> UpstreamMetrics {
         guard isEnabled else { return .disabled }
         return upstreams.withLockedValue { all in
             if let existing = all[name] { return existing }
-            let made = UpstreamMetrics(upstream: name, factory: factory)
+            let made = UpstreamMetrics(upstream: name, factory: factory, traffic: traffic)
             all[name] = made
             return made
         }
@@ -72,11 +72,12 @@ public final class RelayMetrics: Sendable {
         }
     }
 
-    /// The Prometheus text exposition (format 0.0.4) of everything counted so far, with the sink and
-    /// subscriber series brought up to date from `sinks` first.
+    /// The Prometheus text exposition (format 0.0.4) of everything counted so far, with the upstreams' traffic
+    /// and the sink and subscriber series brought up to date first.
     public func exposition(sinks statuses: [SinkStatus] = []) -> [UInt8] {
         guard isEnabled else { return [] }
         return sinks.withLockedValue { exporter in
+            for upstream in upstreams.withLockedValue({ Array($0.values) }) { upstream.exportTraffic() }
             exporter.update(statuses)
             return registry.emitToBuffer()
         }

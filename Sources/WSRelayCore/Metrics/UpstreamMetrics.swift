@@ -1,9 +1,10 @@
 import Metrics
 import NIOConcurrencyHelpers
 
-/// The metric handles of one upstream, made once (by `RelayMetrics.upstream(named:)`) and kept by its
-/// `UpstreamDriver`: the hot path increments two counters per received batch and never looks a metric up by
-/// label. Disconnect causes are open-ended, so their counters are made on first use (a disconnect is rare).
+/// The metric handles of one upstream, made once (by `RelayMetrics.upstream(named:traffic:)`) and kept by its
+/// `UpstreamDriver`. Messages and bytes are not counted here: each scrape brings their counters up to the
+/// upstream's `UpstreamTrafficCounters` (`exportTraffic()`), so the hot path touches no metric at all.
+/// Disconnect causes are open-ended, so their counters are made on first use (a disconnect is rare).
 ///
 /// Several drivers may share one instance: a reload that replaces an upstream's driver hands the new one the
 /// same handles, so the series continue. `up` is therefore moved by increments, one per open driver.
@@ -17,12 +18,17 @@ public final class UpstreamMetrics: Sendable {
     private let up: Meter
     private let pingRTT: Metrics.Timer
     private let disconnects = NIOLockedValueBox<[String: Counter]>([:])
+    /// What the series show: this upstream's traffic, and how much of it was exported by the last scrape.
+    let traffic: UpstreamTrafficCounters
+    private let exported = NIOLockedValueBox<(messages: UInt64, bytes: UInt64)>((0, 0))
 
     /// Handles that record nothing (metrics off).
     public static let disabled = UpstreamMetrics(upstream: "", factory: NOOPMetricsHandler.instance, enabled: false)
 
-    init(upstream: String, factory: any MetricsFactory, enabled: Bool = true) {
+    init(upstream: String, factory: any MetricsFactory, traffic: UpstreamTrafficCounters = UpstreamTrafficCounters(),
+         enabled: Bool = true) {
         self.upstream = upstream
+        self.traffic = traffic
         self.factory = factory
         self.isEnabled = enabled
         let dimensions = [("upstream", upstream)]
@@ -34,11 +40,13 @@ public final class UpstreamMetrics: Sendable {
         up.set(0)
     }
 
-    /// One delivered batch: `messages` messages with `bytes` payload bytes together.
-    @inline(__always)
-    func received(messages count: Int, bytes size: Int) {
-        messages.increment(by: count)
-        bytes.increment(by: size)
+    /// Brings the message and byte counters up to the traffic counters (called at each scrape).
+    func exportTraffic() {
+        guard isEnabled else { return }
+        let now = (messages: traffic.messages, bytes: traffic.bytes)
+        let last = exported.withLockedValue { last in defer { last = now }; return last }
+        if now.messages > last.messages { messages.increment(by: Int64(clamping: now.messages - last.messages)) }
+        if now.bytes > last.bytes { bytes.increment(by: Int64(clamping: now.bytes - last.bytes)) }
     }
 
     func recordPingRTT(_ rtt: Duration) {

@@ -21,7 +21,8 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     private let credentials: (any AttemptCredentialSource)?
     private let logger: Logger
     private let onStatusChange: @Sendable () -> Void
-    private let onMessages: @Sendable (UInt64) -> Void
+    /// This upstream's traffic, shared with status, metrics and STATUS= (and with a driver that replaces this one).
+    private let traffic: UpstreamTrafficCounters
     private let tlsContext: Result<NIOSSLContext, any Error>?
     /// How long a closing handshake may take (the server's backlog is still read and delivered meanwhile).
     private let closeTimeout: Duration
@@ -65,7 +66,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         proxy: ProxyTarget? = nil,
         logger: Logger,
         onStatusChange: @escaping @Sendable () -> Void,
-        onMessages: @escaping @Sendable (UInt64) -> Void,
+        traffic: UpstreamTrafficCounters = UpstreamTrafficCounters(),
         metrics: UpstreamMetrics = .disabled,
         epochs: EpochReservation? = nil,
         persistedSends: PersistedSendStore? = nil
@@ -82,7 +83,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         logger[metadataKey: "upstream"] = "\(settings.name)"
         self.logger = logger
         self.onStatusChange = onStatusChange
-        self.onMessages = onMessages
+        self.traffic = traffic
         self.closeTimeout = closeTimeout
         self.proxy = proxy
         self.slots = UpstreamConnectionSlots(supervisor: UpstreamSupervisor(settings: settings, closeTimeout: closeTimeout))
@@ -101,19 +102,21 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
             driver.seq = previous.messages
             driver.slots.continueCounting(from: previous)
             let snapshot = driver.slots.supervisor.status
-            driver.published.withLockedValue { state in
-                state = snapshot
-                state.messages = previous.messages
-                state.bytes = previous.bytes
-                state.lastMessageAt = previous.lastMessageAt
-            }
+            driver.published.withLockedValue { $0 = snapshot }
+            // The same counters after a reload; counts from before a restart through the fd store.
+            driver.traffic.continueFrom(messages: previous.messages)
         }
     }
 
     /// Completes when the upstream is finished (after shutdown or removal).
     public var finished: EventLoopFuture<Void> { finishedPromise.futureResult }
 
-    public var status: UpstreamState { published.withLockedValue { $0 } }
+    /// The published state with this upstream's traffic counters.
+    public var status: UpstreamState {
+        var state = published.withLockedValue { $0 }
+        (state.messages, state.bytes, state.lastMessageAt) = (traffic.messages, traffic.bytes, traffic.lastMessageAt)
+        return state
+    }
 
     // MARK: - Commands (any thread)
 
@@ -370,17 +373,10 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
                 kind: message.kind, payload: message.payload)))
         }
         consumer.deliver(events)
-        let count = UInt64(messages.count)
-        let last = ContinuousClock.now
-        let compressionStats = epoch == slots.currentEpoch ? connections[epoch]?.compressionStats : nil
-        published.withLockedValue { state in
-            state.messages &+= count
-            state.bytes &+= UInt64(bytes)
-            state.lastMessageAt = last
-            if let compressionStats { state.compressionStats = compressionStats }
+        traffic.record(messages: UInt64(messages.count), bytes: UInt64(bytes))
+        if epoch == slots.currentEpoch, let compressionStats = connections[epoch]?.compressionStats {
+            published.withLockedValue { $0.compressionStats = compressionStats }
         }
-        metrics.received(messages: messages.count, bytes: bytes)
-        onMessages(count)
     }
 
     fileprivate func pong(_ payload: ByteBuffer, epoch: UInt64) {
@@ -440,11 +436,9 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         let snapshot = slots.supervisor.status
         let previous = published.withLockedValue { $0 }  // metrics count what changed
         let changed = published.withLockedValue { state -> Bool in
-            let traffic = (state.messages, state.bytes, state.lastMessageAt, state.lastPongRTT)
-            let compression = (state.compression, state.compressionStats)
+            let kept = (state.lastPongRTT, state.compression, state.compressionStats)
             state = snapshot
-            (state.messages, state.bytes, state.lastMessageAt, state.lastPongRTT) = traffic
-            (state.compression, state.compressionStats) = compression
+            (state.lastPongRTT, state.compression, state.compressionStats) = kept
             return before != snapshot.phase
         }
         metrics.observe(from: previous, to: snapshot)
