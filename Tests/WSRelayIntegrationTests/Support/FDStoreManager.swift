@@ -197,14 +197,10 @@ final class SpawnedDaemon {
     @discardableResult
     func waitForExit(timeout: Duration = .seconds(30)) -> Int32? {
         if let status { return status }
-        let deadline = ContinuousClock.now + timeout
         var raw: Int32 = 0
-        while ContinuousClock.now < deadline {
-            if waitpid(pid, &raw, WNOHANG) == pid {
-                status = (raw & 0x7F) == 0 ? (raw >> 8) & 0xFF : 128 + (raw & 0x7F)
-                return status
-            }
-            usleep(10_000)
+        if eventually(timeout: timeout, { waitpid(pid, &raw, WNOHANG) == pid }) {
+            status = (raw & 0x7F) == 0 ? (raw >> 8) & 0xFF : 128 + (raw & 0x7F)
+            return status
         }
         kill(pid, SIGKILL)
         waitpid(pid, &raw, 0)

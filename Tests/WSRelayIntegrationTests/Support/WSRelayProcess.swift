@@ -44,11 +44,7 @@ final class WSRelayProcess {
     /// Waits for exit; nil if the process is still running at the safety deadline (then it is killed).
     @discardableResult
     func waitForExit(timeout: Duration = .seconds(30)) -> Int32? {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline {
-            usleep(10_000)
-        }
-        if process.isRunning {
+        if !eventually(timeout: timeout, { !process.isRunning }) {
             kill(pid, SIGKILL)
             process.waitUntilExit()
             return nil
