@@ -121,10 +121,20 @@ let package = Package(
             ],
             path: "Fuzz/Sources"
         ),
+        // What both test targets share: temporary directories, log capture, polling, seeded randomness, raw
+        // Unix sockets.
+        .target(
+            name: "WSRelayTestSupport",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Tests/WSRelayTestSupport"
+        ),
         .testTarget(
             name: "WSRelayCoreTests",
             dependencies: [
-                "WSRelayCore",
+                "WSRelayCore", "WSRelayTestSupport",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
             ]
@@ -132,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "WSRelayIntegrationTests",
             dependencies: [
-                "WSRelayCore", "WSRelaySimulator", "wsrelay",
+                "WSRelayCore", "WSRelaySimulator", "wsrelay", "WSRelayTestSupport",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),

@@ -1,12 +1,13 @@
 import Foundation
 import Logging
 import Testing
+import WSRelayTestSupport
 @testable import WSRelayCore
 
 /// The static, file and command providers against real files and processes.
 @Suite struct CredentialProviderTests {
     @Test func staticProviderReReadsAReplacedFile() async throws {
-        let dir = try CredentialTempDir()
+        let dir = try TemporaryDirectory()
         let path = try dir.write("tok", "one\n")
         let provider = StaticTokenProvider(credential: "api", source: .file(path), environment: [:])
         #expect(try await provider.fetch().accessToken == "one")
@@ -18,7 +19,7 @@ import Testing
     }
 
     @Test func staticProviderFromSystemdCredentialAndJWTExpiry() async throws {
-        let dir = try CredentialTempDir()
+        let dir = try TemporaryDirectory()
         let jwt = credentialJWT(#"{"exp":1900000000}"#)
         try dir.write("api-token", jwt + "\n")
         let provider = StaticTokenProvider(credential: "api", source: .systemdCredential("api-token"),
@@ -29,7 +30,7 @@ import Testing
     }
 
     @Test func fileProviderJSONCountsExpiresInFromMtime() async throws {
-        let dir = try CredentialTempDir()
+        let dir = try TemporaryDirectory()
         let path = try dir.write("tok.json", #"{"access_token":"from-json","expires_in":120}"#)
         var times = [timespec(tv_sec: 1_800_000_000, tv_nsec: 0), timespec(tv_sec: 1_800_000_000, tv_nsec: 0)]
         #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
@@ -40,7 +41,7 @@ import Testing
     }
 
     @Test func fileProviderTextAndMissingFile() async throws {
-        let dir = try CredentialTempDir()
+        let dir = try TemporaryDirectory()
         let provider = FileTokenProvider(credential: "api", path: dir.file("tok"), format: .text)
         do {
             _ = try await provider.fetch()
@@ -65,7 +66,7 @@ import Testing
     }
 
     @Test func commandFailureReportsExitStatusAndLogsCappedStderr() async throws {
-        let logs = CredentialLogCapture()
+        let logs = LogCapture()
         let long = String(repeating: "x", count: 2000)
         let provider = CommandTokenProvider(
             credential: "api", argv: ["/bin/sh", "-c", "echo 'bad things \(long)' >&2; exit 3"], timeout: .seconds(10),
@@ -84,7 +85,7 @@ import Testing
     }
 
     @Test func commandStderrEchoingTheTokenIsRedacted() async throws {
-        let logs = CredentialLogCapture()
+        let logs = LogCapture()
         let provider = CommandTokenProvider(
             credential: "api", argv: ["/bin/sh", "-c", "echo 'minted tok-SECRET-42' >&2; echo tok-SECRET-42"],
             timeout: .seconds(10), logger: logs.logger())
@@ -94,11 +95,14 @@ import Testing
     }
 
     @Test func commandTimeoutKillsTheProcessGroup() async throws {
-        let dir = try CredentialTempDir()
-        let marker = dir.file("survived")
+        let dir = try TemporaryDirectory()
+        let pidFile = dir.file("child.pid")
+        // The shell names its background child before it waits, so the test watches that very process
+        // instead of sleeping and hoping that a marker file stays absent.
         let provider = CommandTokenProvider(
-            credential: "api", argv: ["/bin/sh", "-c", "(sleep 2; touch \(marker)) & sleep 30"],
-            timeout: .milliseconds(300), logger: Logger(label: "t"))
+            credential: "api",
+            argv: ["/bin/sh", "-c", "sleep 30 & echo $! > \(pidFile).new && mv \(pidFile).new \(pidFile); sleep 30"],
+            timeout: .seconds(2), logger: Logger(label: "t"))
         let started = ContinuousClock.now
         do {
             _ = try await provider.fetch()
@@ -108,8 +112,11 @@ import Testing
         }
         // Killed at its timeout rather than waited for: well before the 30 s its shell would take.
         #expect(ContinuousClock.now - started < .seconds(25))
-        try await Task.sleep(for: .milliseconds(2500))
-        #expect(FileIdentity.of(path: marker) == nil)  // the background child was killed with the group
+        let child = try #require(dir.read("child.pid").flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) },
+                                 "the shell names its background child well within its 2 s timeout")
+        // The background child was killed with the group: gone at the next poll, while a survivor would
+        // sleep its 30 s and run into the safety deadline.
+        #expect(await waitUntil(timeout: .seconds(20)) { !processIsAlive(child) })
     }
 
     @Test func commandWhoseGrandchildHoldsStdoutStillReturns() async throws {

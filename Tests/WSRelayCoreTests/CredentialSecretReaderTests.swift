@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WSRelayTestSupport
 @testable import WSRelayCore
 
 @Suite struct CredentialSecretReaderTests {
@@ -17,7 +18,7 @@ import Testing
     }
 
     @Test func fileAndSystemdCredential() throws {
-        let dir = try CredentialTempDir()
+        let dir = try TemporaryDirectory()
         try dir.write("tok", "from-file\n")
         #expect(try read(.file(dir.file("tok"))) == "from-file")
         let secret = try SecretReader.read(.file(dir.file("tok")), environment: [:], credential: "api", what: "token")
@@ -42,7 +43,7 @@ import Testing
     }
 
     @Test func changeTrackerNoticesReplacementAndEdits() throws {
-        let dir = try CredentialTempDir()
+        let dir = try TemporaryDirectory()
         let path = try dir.write("tok", "one")
         var tracker = FileChangeTracker(path: path)
         var changes: [Bool] = []

@@ -103,55 +103,6 @@ final class ScriptedTokenProvider: TokenProvider {
     }
 }
 
-/// Collects every log record (message, metadata, source) for inspection.
-final class CredentialLogCapture: Sendable {
-    private let lines = NIOLockedValueBox<[String]>([])
-
-    var all: [String] { lines.withLockedValue { $0 } }
-    var joined: String { all.joined(separator: "\n") }
-
-    func count(containing text: String) -> Int { all.filter { $0.contains(text) }.count }
-
-    func logger(_ label: String = "test", level: Logger.Level = .trace) -> Logger {
-        var logger = Logger(label: label) { [self] label in Handler(capture: self, label: label) }
-        logger.logLevel = level
-        return logger
-    }
-
-    fileprivate func append(_ line: String) { lines.withLockedValue { $0.append(line) } }
-
-    struct Handler: LogHandler {
-        let capture: CredentialLogCapture
-        let label: String
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            var merged = metadata
-            if let extra = event.metadata { merged.merge(extra) { $1 } }
-            let meta = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            capture.append("\(event.level) \(label) \(event.message) \(meta) \(event.source) \(event.file)")
-        }
-    }
-}
-
-/// Polls `condition` until it holds or `timeout` passes; never sleeps longer than needed.
-func credentialWait(
-    timeout: Duration = .seconds(30), _ condition: @Sendable () async -> Bool
-) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(5))
-    }
-    return await condition()
-}
-
 func credentialSettings(
     _ name: String = "api", provider: CredentialProvider = .staticToken(.inline("x")),
     retryInitial: Duration = .seconds(1), retryMax: Duration = .seconds(300), skew: Duration = .seconds(60)
@@ -161,31 +112,6 @@ func credentialSettings(
     settings.retryMax = retryMax
     settings.refreshSkew = skew
     return settings
-}
-
-/// A fresh directory, removed on deinit.
-final class CredentialTempDir {
-    let path: String
-
-    init() throws {
-        var template = Array("/tmp/wsrelay-cred.XXXXXX".utf8CString)
-        guard let result = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw POSIXError(.EIO)
-        }
-        path = String(cString: result)
-    }
-
-    func file(_ name: String) -> String { "\(path)/\(name)" }
-
-    @discardableResult
-    func write(_ name: String, _ contents: String, mode: mode_t = 0o600) throws -> String {
-        let target = file(name)
-        try contents.write(toFile: target, atomically: true, encoding: .utf8)
-        chmod(target, mode)
-        return target
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
 /// A JWT-shaped token (unsigned) with the given claims.

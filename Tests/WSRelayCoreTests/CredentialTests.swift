@@ -1,12 +1,13 @@
 import Logging
 import NIOConcurrencyHelpers
 import Testing
+import WSRelayTestSupport
 @testable import WSRelayCore
 
 /// The `Credential` shell around the state machine, with a scripted provider.
 @Suite struct CredentialTests {
     func make(
-        _ provider: ScriptedTokenProvider, logs: CredentialLogCapture = .init(), clock: CredentialTestClock? = nil,
+        _ provider: ScriptedTokenProvider, logs: LogCapture = .init(), clock: CredentialTestClock? = nil,
         retryInitial: Duration = .seconds(1), retryMax: Duration = .seconds(300), skew: Duration = .seconds(60)
     ) -> Credential {
         let settings = credentialSettings(retryInitial: retryInitial, retryMax: retryMax, skew: skew)
@@ -24,7 +25,7 @@ import Testing
         let credential = make(provider)
         try await withThrowingTaskGroup(of: IssuedToken.self) { group in
             for _ in 0..<50 { group.addTask { try await credential.token() } }
-            #expect(await credentialWait { credential.waiterCount == 50 && provider.heldCount == 1 })
+            #expect(await waitUntil { credential.waiterCount == 50 && provider.heldCount == 1 })
             #expect(provider.fetchCount == 1)
             provider.release()
             var tokens: [IssuedToken] = []
@@ -45,7 +46,7 @@ import Testing
         provider.hold()
         try await withThrowingTaskGroup(of: IssuedToken.self) { group in
             for _ in 0..<20 { group.addTask { try await credential.token(rejected: first.generation) } }
-            #expect(await credentialWait { credential.waiterCount == 20 && provider.heldCount == 1 })
+            #expect(await waitUntil { credential.waiterCount == 20 && provider.heldCount == 1 })
             provider.release()
             for try await token in group { #expect(token.generation == 2 && token.value == "token-2") }
         }
@@ -60,7 +61,7 @@ import Testing
     @Test func failuresFailFastAndTheTimerRetriesWithGrowingDelays() async throws {
         let provider = ScriptedTokenProvider()
         provider.enqueue(.failure(unreachable()), .failure(unreachable()), .failure(unreachable()))
-        let logs = CredentialLogCapture()
+        let logs = LogCapture()
         let credential = make(provider, logs: logs, retryInitial: .milliseconds(400), retryMax: .milliseconds(1600))
         let start = WallClockTime.now()
         var retryAt = start
@@ -84,8 +85,8 @@ import Testing
         }
         #expect(fetchesDuringBackoff <= 2)
         // The timer retries on its own (3 failures, then success).
-        #expect(await credentialWait { provider.fetchCount == 4 })
-        #expect(await credentialWait { credential.status().state == "valid" })
+        #expect(await waitUntil { provider.fetchCount == 4 })
+        #expect(await waitUntil { credential.status().state == "valid" })
         #expect(try await credential.token().value == "token-4")
         #expect(logs.count(containing: "credential refresh failed") == 3)
         #expect(credential.status().refreshes == { var c = CredentialStatus.RefreshCounts(); c.succeeded = 1; c.failed = 3; return c }())
@@ -97,7 +98,7 @@ import Testing
         let rejected = CredentialError(.grantRejected, credential: "api", "token endpoint answered HTTP 400 (invalid_grant)",
                                        httpStatus: 400, oauthError: "invalid_grant")
         provider.enqueue(.failure(rejected))
-        let logs = CredentialLogCapture()
+        let logs = LogCapture()
         let credential = make(provider, logs: logs, retryInitial: .milliseconds(10), retryMax: .seconds(300))
         await #expect(throws: CredentialError.self) { try await credential.token() }
         #expect(credential.status().state == "failed: invalid_grant")
@@ -114,7 +115,7 @@ import Testing
         #expect(logs.all.filter { $0.hasPrefix("error") }.count == 1)
 
         credential.resumeFailed()
-        #expect(await credentialWait { credential.status().state == "valid" })
+        #expect(await waitUntil { credential.status().state == "valid" })
         #expect(try await credential.token().value == "token-2")
         #expect(logs.count(containing: "credential recovered") == 1)
         #expect(logs.all.filter { $0.hasPrefix("error") }.count == 1)
@@ -177,7 +178,7 @@ import Testing
         let credential = make(provider)
         let cancelled = Task { try await credential.token() }
         let patient = Task { try await credential.token() }
-        #expect(await credentialWait { credential.waiterCount == 2 })
+        #expect(await waitUntil { credential.waiterCount == 2 })
         cancelled.cancel()
         do {
             _ = try await cancelled.value
@@ -196,7 +197,7 @@ import Testing
         provider.hold()
         let credential = make(provider)
         let waiting = Task { try await credential.token() }
-        #expect(await credentialWait { credential.waiterCount == 1 })
+        #expect(await waitUntil { credential.waiterCount == 1 })
         await credential.shutdown()
         do {
             _ = try await waiting.value

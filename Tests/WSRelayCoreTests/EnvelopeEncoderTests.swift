@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import Testing
+import WSRelayTestSupport
 @testable import WSRelayCore
 
 @Suite("EnvelopeEncoder")
@@ -80,7 +81,7 @@ struct EnvelopeEncoderTests {
 
     /// The eight-byte fast path must agree with a byte-by-byte reference on every input.
     @Test func fastPathMatchesReference() throws {
-        var rng = SinkTestRandom(seed: 42)
+        var rng = SplitMix64(seed: 42)
         let alphabet: [UInt8] = Array("abcXYZ019 {}[]:,\"\\".utf8) + [0x00, 0x0A, 0x1F, 0x7F, 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0x80, 0xFF, 0xA8, 0x80, 0xE2]
         for _ in 0..<2000 {
             let length = Int(rng.next() % 40)
@@ -154,7 +155,7 @@ struct EnvelopeEncoderTests {
     }
 
     @Test func base64RoundTrips() {
-        var rng = SinkTestRandom(seed: 7)
+        var rng = SplitMix64(seed: 7)
         for length in 0..<40 {
             let bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             let encoded = Base64.encode(bytes)
@@ -185,18 +186,5 @@ extension Array where Element == UInt8 {
             i += length
         }
         return chunks
-    }
-}
-
-/// SplitMix64, for reproducible random inputs in sink tests.
-struct SinkTestRandom: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 import Logging
 import NIOPosix
 import Testing
+import WSRelayTestSupport
 @testable import WSRelayCore
 
 /// `RelayMetrics` and its handles, read back through the Prometheus exposition they produce.
@@ -115,7 +116,7 @@ import Testing
         let metrics = RelayMetrics(enabled: true)
         let provider = ScriptedTokenProvider()
         let credential = Credential(settings: credentialSettings("api"), provider: provider,
-                                    logger: CredentialLogCapture().logger(), metrics: metrics.credential(named: "api"))
+                                    logger: LogCapture().logger(), metrics: metrics.credential(named: "api"))
         #expect(Self.lines(metrics).contains(#"wsrelay_credential_refreshes_total{credential="api",outcome="rejected"} 0"#))
         _ = try await credential.token()
         provider.enqueue(.failure(CredentialError(.endpointUnreachable, credential: "api", "connection refused")))
@@ -248,7 +249,7 @@ import Testing
     }
 
     @Test func unixSocketPathModeStaleLiveAndRemoval() async throws {
-        let dir = try CredentialTempDir()
+        let dir = try TemporaryDirectory()
         let path = dir.file("metrics.sock")
         // Not a socket: refused.
         try dir.write("metrics.sock", "x")
@@ -292,19 +293,7 @@ enum MetricsTestClient {
             guard rc == 0 else { close(fd); throw Failure(what: "connect: errno \(errno)") }
             return fd
         case .unix(let path):
-            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                let bytes = Array(path.utf8)
-                raw.copyBytes(from: bytes)
-                raw[bytes.count] = 0
-            }
-            let rc = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-            guard rc == 0 else { close(fd); throw Failure(what: "connect: errno \(errno)") }
-            return fd
+            return try RawUnixSocket.connect(path)
         }
     }
 

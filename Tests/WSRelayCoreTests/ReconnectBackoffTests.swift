@@ -1,4 +1,5 @@
 import Testing
+import WSRelayTestSupport
 @testable import WSRelayCore
 
 @Suite("ReconnectBackoff")
@@ -22,7 +23,7 @@ struct ReconnectBackoffTests {
     }
 
     @Test func drawsStayWithinFullJitterBounds() {
-        var rng = UpstreamSplitMix64(seed: 42)
+        var rng = SplitMix64(seed: 42)
         for _ in 0..<200 {
             var backoff = ReconnectBackoff(settings())
             for n in 0..<12 {
@@ -37,7 +38,7 @@ struct ReconnectBackoffTests {
     }
 
     @Test func jitterSpreadsOverTheWholeWindow() {
-        var rng = UpstreamSplitMix64(seed: 7)
+        var rng = SplitMix64(seed: 7)
         var draws: [Duration] = []
         for _ in 0..<1000 {
             var backoff = ReconnectBackoff(settings())
@@ -50,7 +51,7 @@ struct ReconnectBackoffTests {
     }
 
     @Test func averageDelayGrowsAcrossAttemptsUntilTheCap() {
-        var rng = UpstreamSplitMix64(seed: 99)
+        var rng = SplitMix64(seed: 99)
         var sums = [Double](repeating: 0, count: 9)
         for _ in 0..<500 {
             var backoff = ReconnectBackoff(settings())
@@ -86,7 +87,7 @@ struct ReconnectBackoffTests {
     }
 
     @Test func resetStartsOver() {
-        var rng = UpstreamSplitMix64(seed: 1)
+        var rng = SplitMix64(seed: 1)
         var backoff = ReconnectBackoff(settings())
         for _ in 0..<6 { _ = backoff.nextDelay(using: &rng) }
         #expect(backoff.attempt == 6)
@@ -97,7 +98,7 @@ struct ReconnectBackoffTests {
     }
 
     @Test func sameSeedSameSequence() {
-        var a = UpstreamSplitMix64(seed: 5), b = UpstreamSplitMix64(seed: 5)
+        var a = SplitMix64(seed: 5), b = SplitMix64(seed: 5)
         var x = ReconnectBackoff(settings()), y = ReconnectBackoff(settings())
         let first = (0..<10).map { _ in x.nextDelay(using: &a) }
         let second = (0..<10).map { _ in y.nextDelay(using: &b) }

@@ -1,4 +1,5 @@
 import Testing
+import WSRelayTestSupport
 @testable import WSRelayCore
 
 /// Which connection is which (current, successor, retiring), the auth-message gate, and the supervisor's
@@ -12,7 +13,7 @@ struct UpstreamConnectionSlotsTests {
     private func slots(auth: String? = "token", rotate: Bool = false) -> Slots {
         var settings = UpstreamFixtures.settings(auth: auth)
         settings.reconnectBeforeExpiry = rotate
-        return Slots(supervisor: UpstreamSupervisor(settings: settings, random: UpstreamSplitMix64(seed: 1), now: t0))
+        return Slots(supervisor: UpstreamSupervisor(settings: settings, random: SplitMix64(seed: 1), now: t0))
     }
 
     private func credential(_ generation: UInt64, message: String? = nil, ok: String? = nil,

@@ -1,4 +1,5 @@
 import Testing
+import WSRelayTestSupport
 @testable import WSRelayCore
 
 /// The way back's pure parts: the supervisor's answer to a send in each state, and the request parsers of
@@ -9,7 +10,7 @@ struct UpstreamSendUnitTests {
     let t0 = ContinuousClock.now
 
     @Test func onlyAnOpenConnectionTransmitsAndAPersistedMessageWaitsForTheNextConnect() {
-        var s = S(settings: UpstreamFixtures.settings(), random: UpstreamSplitMix64(seed: 1), now: t0)
+        var s = S(settings: UpstreamFixtures.settings(), random: SplitMix64(seed: 1), now: t0)
         let hello = OutgoingMessage.text("hello")
         #expect(s.handle(.send(id: 1, message: hello, persisted: false, now: t0))
                 == [.answerSend(id: 1, .failure(.notConnected(name: "feed", phase: "not started")))])

@@ -1,5 +1,6 @@
 import Logging
 import Testing
+import WSRelayTestSupport
 @testable import WSRelayCore
 
 /// Make-before-break token rotation (`reconnect_before_expiry`).
@@ -11,7 +12,7 @@ struct UpstreamSupervisorRotationTests {
     private func supervisor(rotate: Bool = true, auth: String? = "token", fatal: [UInt16] = []) -> S {
         var settings = UpstreamFixtures.settings(auth: auth, fatal: fatal)
         settings.reconnectBeforeExpiry = rotate
-        return S(settings: settings, random: UpstreamSplitMix64(seed: 1), now: t0)
+        return S(settings: settings, random: SplitMix64(seed: 1), now: t0)
     }
 
     /// Start → open on epoch 1 at t0.

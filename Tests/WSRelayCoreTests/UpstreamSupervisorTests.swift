@@ -1,5 +1,6 @@
 import Logging
 import Testing
+import WSRelayTestSupport
 @testable import WSRelayCore
 
 @Suite("UpstreamSupervisor")
@@ -15,7 +16,7 @@ struct UpstreamSupervisorTests {
     ) -> S {
         S(
             settings: UpstreamFixtures.settings(auth: auth, fatal: fatal, resetAfter: resetAfter),
-            random: UpstreamSplitMix64(seed: seed),
+            random: SplitMix64(seed: seed),
             now: t0
         )
     }
@@ -135,7 +136,7 @@ struct UpstreamSupervisorTests {
     @Test func refreshOnStatusIsConfigurable() {
         var settings = UpstreamFixtures.settings(auth: "token")
         settings.refreshOnStatus = [401, 403]
-        var s = S(settings: settings, random: UpstreamSplitMix64(seed: 3), now: t0)
+        var s = S(settings: settings, random: SplitMix64(seed: 3), now: t0)
         _ = s.handle(.start(now: t0))
         _ = s.handle(.credentialsReady(now: t0))
         #expect(s.handle(.upgradeFailed(status: 403, retryAfter: nil, now: t0)).upstreamNonLog == [.fetchCredentials(forceRefresh: true)])

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WSRelayTestSupport
 
 /// `placement = "message"` through the real binary against the independent Python peer: the token goes as
 /// the first message, the subscriptions wait for the `auth_ok` reply, and a server that never replies is

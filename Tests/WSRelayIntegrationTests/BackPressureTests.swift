@@ -3,6 +3,7 @@ import NIOPosix
 import Testing
 import WSRelayCore
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// `on_full = "block"` through the real binary: a file sink whose "disk" (a FIFO nobody reads yet) is full
 /// must stop the daemon reading its upstream, so the flood stays in the server and the kernel's socket

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WSRelayTestSupport
 
 /// `--daemon` and the PID file, with real forks, real locks and real signals.
 @Suite("classic daemon and PID file", .mayBlock)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WSRelayCore
+import WSRelayTestSupport
 
 /// permessage-deflate (RFC 7692) through the real binary against an independent server (Python `websockets`,
 /// Tests/Peers/deflate_server.py): every window-bits / no-context-takeover answer, compression declined,

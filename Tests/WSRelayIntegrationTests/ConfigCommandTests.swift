@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WSRelayTestSupport
 
 /// Bad configs through the real binary: every fixture in Tests/Fixtures/bad-configs must make `check-config`
 /// and `run` exit 78 and name what is wrong. Each fixture lists `# expect: <substring>` lines.

@@ -3,6 +3,7 @@ import NIOPosix
 import Testing
 import WSRelayCore
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// Part 6 through the real binary: the control socket, `wsrelay status` and the actions an operator takes
 /// without a restart. Upstreams are the in-process NIO simulator or the independent Python peer.

@@ -2,6 +2,7 @@ import Foundation
 import NIOPosix
 import Testing
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// Issue 13, item 3: SIGKILL of the daemon mid-flood, then a restart. What reached the file is whole lines in
 /// `seq` order; a torn last line (a write the crash cut) is terminated on start, logged, and never glued to

@@ -3,61 +3,12 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOPosix
 import Testing
+import WSRelayTestSupport
 @testable import WSRelayCore
 
 /// Credentials against a real HTTP token endpoint on 127.0.0.1.
 @Suite(.mayBlock) struct CredentialEndpointTests {
     // MARK: - Helpers
-
-    final class LogCapture: Sendable {
-        private let lines = NIOLockedValueBox<[String]>([])
-        var all: [String] { lines.withLockedValue { $0 } }
-        var joined: String { all.joined(separator: "\n") }
-        func count(_ text: String) -> Int { all.filter { $0.contains(text) }.count }
-        func count(level: Logger.Level) -> Int { all.filter { $0.hasPrefix("\(level) ") }.count }
-
-        var logger: Logger {
-            var logger = Logger(label: "wsrelay.test") { [self] label in Handler(capture: self, label: label) }
-            logger.logLevel = .trace
-            return logger
-        }
-
-        struct Handler: LogHandler {
-            let capture: LogCapture
-            let label: String
-            var metadata: Logger.Metadata = [:]
-            var logLevel: Logger.Level = .trace
-            subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-                get { metadata[key] }
-                set { metadata[key] = newValue }
-            }
-            func log(event: LogEvent) {
-                var merged = metadata
-                if let extra = event.metadata { merged.merge(extra) { $1 } }
-                let meta = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-                capture.lines.withLockedValue { $0.append("\(event.level) \(label) \(event.message) \(meta)") }
-            }
-        }
-    }
-
-    final class Directory {
-        let path: String
-        init() throws {
-            var template = Array("/tmp/wsrelay-cred-it.XXXXXX".utf8CString)
-            guard let result = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-                throw POSIXError(.EIO)
-            }
-            path = String(cString: result)
-        }
-        func file(_ name: String) -> String { "\(path)/\(name)" }
-        @discardableResult
-        func write(_ name: String, _ contents: String) throws -> String {
-            try contents.write(toFile: file(name), atomically: true, encoding: .utf8)
-            return file(name)
-        }
-        func read(_ name: String) -> String? { try? String(contentsOfFile: file(name), encoding: .utf8) }
-        deinit { try? FileManager.default.removeItem(atPath: path) }
-    }
 
     /// The request timeout is a safety net here (30 s; on a machine loaded by parallel builds the first request once took over 5 s
     /// request); the tests of timeouts set their own.
@@ -80,23 +31,14 @@ import Testing
         -> CredentialStore
     {
         CredentialStore(settings: settings, stateDir: stateDir, environment: environment,
-                        group: MultiThreadedEventLoopGroup.singleton, logger: logs.logger)
-    }
-
-    func waitFor(timeout: Duration = .seconds(30), _ condition: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return condition()
+                        group: MultiThreadedEventLoopGroup.singleton, logger: logs.logger("wsrelay.test"))
     }
 
     // MARK: - oauth2 requests
 
     @Test func refreshTokenGrantSendsTheFormBody() async throws {
         let endpoint = try await TokenEndpoint.start()
-        let dir = try Directory()
+        let dir = try TemporaryDirectory()
         let rtFile = try dir.write("rt", "rt-from-file\n")
         let store = store([oauth2(endpoint.url, refreshToken: .file(rtFile)) {
             $0.clientID = "client one"
@@ -130,7 +72,7 @@ import Testing
 
     @Test func basicClientAuthentication() async throws {
         let endpoint = try await TokenEndpoint.start()
-        let dir = try Directory()
+        let dir = try TemporaryDirectory()
         let store = store([oauth2(endpoint.url) {
             $0.clientID = "my:client"
             $0.clientSecret = .environment("CLIENT_SECRET")
@@ -148,7 +90,7 @@ import Testing
 
     @Test func clientCredentialsGrant() async throws {
         let endpoint = try await TokenEndpoint.start()
-        let dir = try Directory()
+        let dir = try TemporaryDirectory()
         let store = store([oauth2(endpoint.url, refreshToken: nil) {
             $0.grant = .clientCredentials
             $0.clientID = "svc"
@@ -165,7 +107,7 @@ import Testing
     @Test func httpJSONProvider() async throws {
         let endpoint = try await TokenEndpoint.start()
         endpoint.enqueue(.json(status: 200, #"{"data":{"jwt":"hj-1","ttl":120},"next":"hj-refresh-2"}"#))
-        let dir = try Directory()
+        let dir = try TemporaryDirectory()
         var h = HTTPJSONSettings(url: endpoint.url(path: "/auth/refresh"))
         h.refreshToken = .inline("hj-refresh-1")
         h.headers = [HeaderField(name: "X-Api-Key", value: "key-123")]
@@ -188,7 +130,7 @@ import Testing
 
     @Test func rotatedRefreshTokenIsPersistedAndUsedAfterARestart() async throws {
         let endpoint = try await TokenEndpoint.start()
-        let dir = try Directory()
+        let dir = try TemporaryDirectory()
         let stateDir = dir.file("state")
         let rtFile = try dir.write("rt", "rt-0")
         let settings = [oauth2(endpoint.url, refreshToken: .file(rtFile))]
@@ -226,7 +168,7 @@ import Testing
 
     @Test func twentyConcurrentRejectionsCauseOneRequest() async throws {
         let endpoint = try await TokenEndpoint.start()
-        let dir = try Directory()
+        let dir = try TemporaryDirectory()
         let store = store([oauth2(endpoint.url)], stateDir: dir.path)
         let credential = try #require(store.credential(named: "api"))
         let first = try await credential.token()
@@ -253,7 +195,7 @@ import Testing
 
     @Test func endpointDownBacksOffWithoutATightLoop() async throws {
         let port = try await TokenEndpoint.unusedPort()
-        let dir = try Directory()
+        let dir = try TemporaryDirectory()
         let logs = LogCapture()
         let store = store([oauth2("http://127.0.0.1:\(port)/token", retryInitial: .milliseconds(100),
                                   retryMax: .milliseconds(800))], stateDir: dir.path, logs: logs)
@@ -297,14 +239,14 @@ import Testing
         if gaps.count >= 3 { #expect(gaps[2] >= .milliseconds(200), "\(gaps)") }
         let state = credential.status().state
         #expect(state.hasPrefix("backing off until") || state == "refreshing", "\(state)")
-        #expect(logs.count("credential refresh failed") >= attempts)
+        #expect(await waitUntil { logs.count(containing: "credential refresh failed") >= attempts })
         await store.shutdown()
     }
 
     @Test func serverErrorIsTransientAndHangTimesOut() async throws {
         let endpoint = try await TokenEndpoint.start()
         endpoint.enqueue(.status(500, body: "oops"), .hang, .token(access: "finally"))
-        let dir = try Directory()
+        let dir = try TemporaryDirectory()
         let store = store([oauth2(endpoint.url, timeout: .milliseconds(300), retryInitial: .milliseconds(50),
                                   retryMax: .milliseconds(100))], stateDir: dir.path)
         let credential = try #require(store.credential(named: "api"))
@@ -315,7 +257,7 @@ import Testing
             #expect(error.kind == .endpointError && error.httpStatus == 500)
         }
         // The timer retries: the hanging request times out, then the third succeeds.
-        #expect(await waitFor { credential.status().state == "valid" })
+        #expect(await waitUntil { credential.status().state == "valid" })
         #expect(try await credential.token().value == "finally")
         #expect(endpoint.requestCount == 3)
         #expect(credential.status().refreshes.failed == 2)
@@ -327,7 +269,7 @@ import Testing
     @Test func invalidGrantFailsUntilTheRefreshTokenFileChanges() async throws {
         let endpoint = try await TokenEndpoint.start()
         endpoint.enqueue(.oauthError(status: 400, error: "invalid_grant", description: "Token is not active"))
-        let dir = try Directory()
+        let dir = try TemporaryDirectory()
         let rtFile = try dir.write("rt", "rt-revoked")
         let logs = LogCapture()
         let store = store([oauth2(endpoint.url, refreshToken: .file(rtFile), retryInitial: .milliseconds(10))],
@@ -345,7 +287,8 @@ import Testing
             await #expect(throws: CredentialError.self) { try await credential.token() }
         }
         #expect(endpoint.requestCount == 1)
-        #expect(logs.count(level: .error) == 1)
+        // The credential resumes its callers before it logs the outcome: poll for the line.
+        #expect(await waitUntil { logs.count(level: .error) == 1 })
 
         // The operator puts a new refresh token in place: the next request retries at once and recovers.
         try dir.write("rt", "rt-fresh")
@@ -353,7 +296,7 @@ import Testing
         #expect(token.value == "access-2")
         #expect(endpoint.requests.last?.form["refresh_token"] == "rt-fresh")
         #expect(store.snapshot().first?.state == "valid")
-        #expect(logs.count("credential recovered") == 1)
+        #expect(await waitUntil { logs.count(containing: "credential recovered") == 1 })
         #expect(logs.count(level: .error) == 1)
         await store.shutdown()
         await endpoint.shutdown()
@@ -362,13 +305,13 @@ import Testing
     @Test func sighupResumesAFailedCredential() async throws {
         let endpoint = try await TokenEndpoint.start()
         endpoint.enqueue(.oauthError(status: 401, error: "invalid_client"))
-        let dir = try Directory()
+        let dir = try TemporaryDirectory()
         let store = store([oauth2(endpoint.url)], stateDir: dir.path)
         let credential = try #require(store.credential(named: "api"))
         await #expect(throws: CredentialError.self) { try await credential.token() }
         #expect(store.snapshot().first?.state == "failed: invalid_client")
         store.resumeFailed()
-        #expect(await waitFor { store.snapshot().first?.state == "valid" })
+        #expect(await waitUntil { store.snapshot().first?.state == "valid" })
         #expect(endpoint.requestCount == 2)
         await store.shutdown()
         await endpoint.shutdown()
@@ -377,19 +320,27 @@ import Testing
     @Test func expiredCachedTokenIsRefreshedBeforeItIsHandedOut() async throws {
         let endpoint = try await TokenEndpoint.start()
         // Lifetime 6 s: the effective skew is min(60 s, 6 s / 2) = 3 s, so the token is handed out as fresh for
-        // its first 3 s (the two immediate calls) and refreshed after that.
+        // its first 3 s (the two immediate calls) and refreshed after that. The credential reads a clock the
+        // test moves, so "after that" needs no wall-clock wait.
         endpoint.enqueue(.token(access: "short-lived", expiresIn: 6), .token(access: "replacement", expiresIn: 3600))
-        let dir = try Directory()
-        let store = store([oauth2(endpoint.url)], stateDir: dir.path)
-        let credential = try #require(store.credential(named: "api"))
-        #expect(try await credential.token().value == "short-lived")
+        let dir = try TemporaryDirectory()
+        let now = NIOLockedValueBox(WallClockTime.now())
+        let settings = oauth2(endpoint.url)
+        let logger = LogCapture().logger("wsrelay.test")
+        let provider = CredentialStore.makeProvider(settings, stateDir: dir.path, environment: [:],
+                                                    group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let credential = Credential(settings: settings, provider: provider, logger: logger,
+                                    clock: { now.withLockedValue { $0 } })
+        let first = try await credential.token()
+        #expect(first.value == "short-lived")
         #expect(try await credential.token().value == "short-lived")  // still fresh
         #expect(endpoint.requestCount == 1)
-        try await Task.sleep(for: .milliseconds(3200))  // inside the skew window now
+        let expires = try #require(first.expiresAt)
+        now.withLockedValue { $0 = expires.adding(.seconds(-1)) }  // inside the skew window now
         let next = try await credential.token()
         #expect(next.value == "replacement" && next.generation == 2)
         #expect(endpoint.requestCount == 2)
-        await store.shutdown()
+        await credential.shutdown()
         await endpoint.shutdown()
     }
 
@@ -412,7 +363,7 @@ import Testing
             .token(access: access2, refresh: nil, expiresIn: 3600),
             .json(status: 401, #"{"error":"unauthorized","error_description":"bad key \#(apiKey)"}"#)
         )
-        let dir = try Directory()
+        let dir = try TemporaryDirectory()
         let logs = LogCapture()
         var h = HTTPJSONSettings(url: endpoint.url(path: "/hj"))
         h.refreshToken = .inline(hjRefresh)

@@ -2,6 +2,7 @@ import Foundation
 import NIOPosix
 import Testing
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// Part 3 through the real binary: a real token endpoint and a real WebSocket server that accepts only the
 /// current token. The endpoint issues `tok-N` for its N-th request and the server then accepts only that.

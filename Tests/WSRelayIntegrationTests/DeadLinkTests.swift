@@ -2,6 +2,7 @@ import Foundation
 import NIOPosix
 import Testing
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// Issue 13, item 3: links that die without closing, and connections that stall, trickle or are cut. In
 /// each case no message the daemon received is lost or torn (the file holds `seq` 1...n as whole lines, and

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WSRelayCore
+import WSRelayTestSupport
 
 /// The Debian package, built by `scripts/package --binary` from the binary under test (the suite's debug build:
 /// a release build would take many minutes), checked by lintian, then installed on this machine with `dpkg -i`,

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WSRelayTestSupport
 
 /// The README's first command: `wsrelay demo` must work with no config and no network and tell the story.
 @Suite("wsrelay demo", .mayBlock, .timeLimit(.minutes(1)))

@@ -3,6 +3,7 @@ import NIOPosix
 import Testing
 import WSRelayCore
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// Issue 13, item 3 through the real binary (the in-process `SinkDiskFullTests` prove the sink alone): a file
 /// sink on a 512 KiB tmpfs that the test fills up while a flood arrives. `block` pauses the upstream and

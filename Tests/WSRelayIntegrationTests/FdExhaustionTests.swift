@@ -2,6 +2,7 @@ import Foundation
 import NIOPosix
 import Testing
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// Issue 13, item 3: the daemon runs out of file descriptors (its RLIMIT_NOFILE lowered below what it has
 /// open, with `prlimit --pid`). Each failed connect and each subscriber it cannot accept is one clear log

@@ -3,6 +3,7 @@ import NIOPosix
 import Testing
 import WSRelayCore
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// Restarts that keep subscribers (issue 14 item 2), through the protocol: the test is the service manager
 /// (`FDStoreManager`), the daemon is the real binary. A subscriber connected before the restart keeps its

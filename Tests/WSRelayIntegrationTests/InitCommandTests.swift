@@ -2,6 +2,7 @@ import Foundation
 import NIOPosix
 import Testing
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// `wsrelay init` through the real binary: what it prints is a valid config as it is, and, pointed at the
 /// simulator, a daemon runs on it and fills the file sink.

@@ -3,6 +3,7 @@ import NIOPosix
 import Testing
 import WSRelayCore
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// The JetStream sink through the real binary, real `nats-server` processes (single node and a 3-node R3
 /// cluster) and an independent consumer (Python nats-py) that reads the stream back.

@@ -2,6 +2,7 @@ import Foundation
 import NIOPosix
 import Testing
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// Issue 13, item 4: a real systemd-journald (in a private mount namespace, `scripts/journald-sandbox`) takes
 /// the daemon's own log (`log_target = "journal"`) and a journal sink; `journalctl -o json` reads both back.

@@ -2,6 +2,7 @@ import Foundation
 import NIOPosix
 import Testing
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// Issue 13, item 3: SIGTERM while many upstreams receive traffic. Exit 0 within `shutdown_timeout`, every
 /// connection closed with 1001, every line whole, each upstream's `seq` 1...n. The suite runs 100 upstreams;

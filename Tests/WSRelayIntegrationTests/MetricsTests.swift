@@ -3,6 +3,7 @@ import NIOPosix
 import Testing
 import WSRelayCore
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// Part 6, item 3 through the real binary: the simulator sends a known number of messages of a known size,
 /// then closes with a code; the scrape must parse strictly as Prometheus text and count exactly that.
@@ -149,19 +150,7 @@ struct MetricsTests {
 
     /// Binds a Unix socket at `path` and closes it without removing the file, as a crashed daemon would.
     static func leaveStaleSocket(at path: String) throws {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(path.utf8)
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else { throw MetricsScrape.Failure(description: "bind \(path): errno \(errno)") }
+        close(try RawUnixSocket.bind(path))
     }
 }
 

@@ -3,6 +3,7 @@ import NIOPosix
 import Testing
 import WSRelayCore
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// The shipped monitoring files (etc/prometheus, etc/grafana) against Prometheus' own checker and against what
 /// a real running wsrelay exports: a rule or a panel that names a series /metrics does not have would never

@@ -4,6 +4,7 @@ import NIOSSL
 import Testing
 import WSRelayCore
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// `wsrelay probe` through the real binary against real local servers (the simulator, a TLS simulator with a
 /// test CA, a port nobody listens on). Only 127.0.0.1 / localhost.

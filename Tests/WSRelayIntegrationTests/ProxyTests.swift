@@ -2,6 +2,7 @@ import Foundation
 import NIOPosix
 import Testing
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// Upstreams behind an HTTP CONNECT proxy (a small Python proxy on 127.0.0.1), chosen from the environment
 /// the way curl does, with `no_proxy` exclusions and a clear error when the proxy refuses.

@@ -3,6 +3,7 @@ import NIOPosix
 import Testing
 import WSRelayCore
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// Reload as a diff through the real binary: what did not change keeps its connection, epoch and seq.
 @Suite("reload as a diff", .mayBlock, .serialized, .timeLimit(.minutes(2)))

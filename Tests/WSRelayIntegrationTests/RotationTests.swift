@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOPosix
 import Testing
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// `reconnect_before_expiry`: make-before-break token rotation through the real binary, a real token endpoint
 /// and a flooding simulator.

@@ -2,6 +2,7 @@ import Foundation
 import NIOPosix
 import Testing
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// SIGTERM's promise: every message received before it is in the file when the process exits 0.
 @Suite("graceful shutdown", .mayBlock, .timeLimit(.minutes(1)))

@@ -2,6 +2,7 @@ import Foundation
 import NIOPosix
 import Testing
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// The simulator's pacing options for the benchmark with many busy connections (`bench/wsbench/latency.py`):
 /// `tick=MS` paces in coarser ticks, `spread=1` starts each connection at a random phase. Checked through the

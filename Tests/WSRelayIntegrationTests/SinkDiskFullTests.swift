@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import Testing
+import WSRelayTestSupport
 @testable import WSRelayCore
 
 /// A real full disk: a 512 KiB tmpfs (needs root; the tests are skipped otherwise), filled up with a filler file.
@@ -68,7 +69,7 @@ struct SinkDiskFullTests {
             }
             #expect(flow.isPaused)
             // The buffer may fill before the writer's first attempt: wait for that attempt to fail.
-            #expect(await SinkTest.waitUntil { sinks.snapshot().first?.failing == true })
+            #expect(await waitUntil { sinks.snapshot().first?.failing == true })
             let status = try #require(sinks.snapshot().first)
             #expect(status.pausingUpstreams && status.writeErrors > 0)
             #expect(status.lastError?.contains("ENOSPC") == true)
@@ -76,9 +77,9 @@ struct SinkDiskFullTests {
             sinks.router.deliver(SinkTest.batch(first: next, count: 50))
             next += 50
             #expect(unlink(filler) == 0)
-            #expect(await SinkTest.waitUntil { !flow.isPaused })
+            #expect(await waitUntil { !flow.isPaused })
             while next < 3000 {
-                #expect(await SinkTest.waitUntil { !flow.isPaused })
+                #expect(await waitUntil { !flow.isPaused })
                 sinks.router.deliver(SinkTest.batch(first: next, count: 50))
                 next += 50
             }
@@ -104,12 +105,12 @@ struct SinkDiskFullTests {
             for start in stride(from: 1, through: 1000, by: 10) {
                 sinks.router.deliver(SinkTest.batch(first: UInt64(start), count: 10))
             }
-            #expect(await SinkTest.waitUntil { sinks.snapshot().first?.failing == true })
+            #expect(await waitUntil { sinks.snapshot().first?.failing == true })
             let status = try #require(sinks.snapshot().first)
             #expect(status.dropped > 0)
             #expect(!flow.isPaused, "drop never pauses upstreams")
             #expect(unlink(filler) == 0)
-            #expect(await SinkTest.waitUntil { SinkTest.readLines(path).contains { $0.hasPrefix(#"{"event":"gap""#) } })
+            #expect(await waitUntil { SinkTest.readLines(path).contains { $0.hasPrefix(#"{"event":"gap""#) } })
             sinks.router.deliver(SinkTest.batch(first: 1001, count: 100))
         }
         let lines = SinkTest.readLines(path)

@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import Testing
+import WSRelayTestSupport
 @testable import WSRelayCore
 
 @Suite("File sink (real files)", .mayBlock, .serialized)
@@ -73,10 +74,10 @@ struct SinkFileTests {
         let sinks = try await SinkTest.open([SinkTest.fileSettings(path) { $0.mode = 0o600 }], group: group)
         try await SinkTest.running(sinks) {
             sinks.router.deliver(SinkTest.batch(first: 1, count: 100))
-            #expect(await SinkTest.waitUntil { SinkTest.readLines(path).count == 100 })
+            #expect(await waitUntil { SinkTest.readLines(path).count == 100 })
             #expect(unlink(path) == 0)
             // The writer checks the path at least once a second, idle or not.
-            #expect(await SinkTest.waitUntil(timeout: .seconds(5)) { SinkTest.fileSize(path) >= 0 })
+            #expect(await waitUntil(timeout: .seconds(5)) { SinkTest.fileSize(path) >= 0 })
             sinks.router.deliver(SinkTest.batch(first: 101, count: 100))
         }
         #expect(Self.checkedSeqs(SinkTest.readLines(path)) == Array(101...200))
@@ -95,15 +96,15 @@ struct SinkFileTests {
         let sinks = try await SinkTest.open([SinkTest.fileSettings(path)], group: group)
         try await SinkTest.running(sinks) {
             sinks.router.deliver(SinkTest.batch(first: 1, count: 10))
-            #expect(await SinkTest.waitUntil { SinkTest.readLines(path).count == 10 })
+            #expect(await waitUntil { SinkTest.readLines(path).count == 10 })
             // The whole directory goes away: the path cannot be opened again for now.
             #expect(rename(sub, moved) == 0)
-            #expect(await SinkTest.waitUntil(timeout: .seconds(5)) { sinks.snapshot().first?.failing == true })
+            #expect(await waitUntil(timeout: .seconds(5)) { sinks.snapshot().first?.failing == true })
             sinks.router.deliver(SinkTest.batch(first: 11, count: 10))
             #expect(sinks.snapshot().first?.lastError?.contains("ENOENT") == true)
             #expect(sinks.snapshot().first?.bufferedBytes ?? 0 > 0)
             mkdir(sub, 0o755)
-            #expect(await SinkTest.waitUntil(timeout: .seconds(10)) { SinkTest.readLines(path).count == 10 })
+            #expect(await waitUntil(timeout: .seconds(10)) { SinkTest.readLines(path).count == 10 })
         }
         #expect(Self.checkedSeqs(SinkTest.readLines(moved + "/out.jsonl")) == Array(1...10))
         #expect(Self.checkedSeqs(SinkTest.readLines(path)) == Array(11...20))

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
+import WSRelayTestSupport
 @testable import WSRelayCore
 
 @Suite("Journal sink (sd_journal_sendv replaced by a recorder)", .mayBlock)
@@ -56,7 +57,7 @@ struct SinkJournalTests {
         let router = MessageRouter(directory: UpstreamDirectory(names: ["market"]), lineSinks: [], eventSinks: [sink])
         let runner = SinkServiceRunner(services: [sink])
         router.deliver(SinkTest.batch(first: 1, count: 3))
-        #expect(await SinkTest.waitUntil { sink.status.bufferedBytes == 0 && !sink.status.failing })
+        #expect(await waitUntil { sink.status.bufferedBytes == 0 && !sink.status.failing })
         await runner.stop()
         #expect(attempts.withLockedValue { $0 } == 5)
         #expect(sink.status.writeErrors == 2)

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import Testing
+import WSRelayTestSupport
 @testable import WSRelayCore
 
 @Suite("Unix socket sink (real sockets)", .mayBlock, .serialized)
@@ -20,7 +21,7 @@ struct SinkUnixSocketTests {
             let count = Int(min(UInt64(batch), end - next))
             sinks.router.deliver(SinkTest.batch(first: next, count: count, pad: pad))
             next += UInt64(count)
-            let paced = await SinkTest.waitUntil(timeout: .seconds(30)) {
+            let paced = await waitUntil(timeout: .seconds(30)) {
                 if let pace { return pace(Int(next - first)) }
                 return (sinks.snapshot().first { $0.kind == .unix }?.subscribers.map(\.queuedBytes).max() ?? 0) < ahead
             }
@@ -33,7 +34,7 @@ struct SinkUnixSocketTests {
     }
 
     static func waitForSubscribers(_ sinks: SinkSet, _ n: Int) async -> Bool {
-        await SinkTest.waitUntil { sinks.snapshot().first { $0.kind == .unix }?.subscribers.count == n }
+        await waitUntil { sinks.snapshot().first { $0.kind == .unix }?.subscribers.count == n }
     }
 
     @Test func fiftySubscribersAndAFileEachReceiveAll100kInOrder() async throws {
@@ -48,7 +49,7 @@ struct SinkUnixSocketTests {
             for _ in 0..<50 { subscribers.append(try await SinkTestSubscriber.connect(socket, group: clients)) }
             #expect(await Self.waitForSubscribers(sinks, 50))
             await Self.feed(sinks, total: 100_000)
-            #expect(await SinkTest.waitUntil(timeout: .seconds(60)) { subscribers.allSatisfy { $0.messages == 100_000 } })
+            #expect(await waitUntil(timeout: .seconds(60)) { subscribers.allSatisfy { $0.messages == 100_000 } })
             for s in subscribers {
                 #expect(s.messages == 100_000 && s.outOfOrder == 0 && s.otherLines.isEmpty)
             }
@@ -85,7 +86,7 @@ struct SinkUnixSocketTests {
             await Self.feed(sinks, total: 30_000, batch: 500, pad: 100) { sent in
                 good.allSatisfy { $0.messages >= sent - 500 }
             }
-            #expect(await SinkTest.waitUntil { good.allSatisfy { $0.messages == 30_000 } })
+            #expect(await waitUntil { good.allSatisfy { $0.messages == 30_000 } })
             #expect(good.allSatisfy { $0.outOfOrder == 0 })
             let status = try #require(sinks.snapshot().first)
             #expect(status.slowDisconnects == 1)
@@ -116,9 +117,9 @@ struct SinkUnixSocketTests {
             let dropped = try #require(sinks.snapshot().first?.subscribers.map(\.dropped).max())
             #expect(dropped > 0)
             try await slow.setReading(true)
-            #expect(await SinkTest.waitUntil { slow.otherLines.contains { $0.hasPrefix(#"{"event":"gap""#) } })
+            #expect(await waitUntil { slow.otherLines.contains { $0.hasPrefix(#"{"event":"gap""#) } })
             await Self.feed(sinks, from: 30_001, total: 100, batch: 100)
-            #expect(await SinkTest.waitUntil { good.messages == 30_100 && slow.seqs.last == 30_100 })
+            #expect(await waitUntil { good.messages == 30_100 && slow.seqs.last == 30_100 })
             #expect(good.outOfOrder == 0 && !slow.closed)
             let gaps = slow.otherLines.filter { $0.hasPrefix(#"{"event":"gap""#) }
             var reported = 0
@@ -149,16 +150,16 @@ struct SinkUnixSocketTests {
             let s = try await SinkTestSubscriber.connect(socket, group: group)
             #expect(await Self.waitForSubscribers(sinks, 1))
             try await s.send("{\"subscribe\":[\"news\"]}\n")
-            #expect(await SinkTest.waitUntil { s.otherLines.contains(#"{"ok":"subscribe","upstreams":["news"]}"#) })
+            #expect(await waitUntil { s.otherLines.contains(#"{"ok":"subscribe","upstreams":["news"]}"#) })
             sinks.router.deliver(SinkTest.batch("market", first: 1, count: 10) + SinkTest.batch("news", first: 1, count: 5))
             try await s.send("{\"subscribe\":[\"nope\"]}\n")
-            #expect(await SinkTest.waitUntil { s.otherLines.count == 2 })
+            #expect(await waitUntil { s.otherLines.count == 2 })
             #expect(s.otherLines.last?.hasPrefix(#"{"error":"unknown upstream \"nope\"; this socket carries: market, news"#) == true)
             try await s.send("{\"subscribe\":[]}\n")
-            #expect(await SinkTest.waitUntil { s.otherLines.count == 3 })
+            #expect(await waitUntil { s.otherLines.count == 3 })
             #expect(s.otherLines.last == #"{"ok":"subscribe","upstreams":["market","news"]}"#)
             sinks.router.deliver(SinkTest.batch("market", first: 11, count: 10))
-            #expect(await SinkTest.waitUntil { s.messages == 15 })
+            #expect(await waitUntil { s.messages == 15 })
             #expect(sinks.snapshot().first?.subscribers.first?.upstreams == [])
             await s.close()
         }
@@ -177,7 +178,7 @@ struct SinkUnixSocketTests {
             try await s.send(String(repeating: "x", count: 70_000))
             try await s.send(String(repeating: "y", count: 10_000) + "\n{\"subs")
             try await s.send("cribe\":[\"market\"]}\n")
-            #expect(await SinkTest.waitUntil { s.otherLines.count == 5 })
+            #expect(await waitUntil { s.otherLines.count == 5 })
             let lines = s.otherLines
             #expect(lines[0].hasPrefix(#"{"error":"invalid JSON"#))
             #expect(lines[1].hasPrefix(#"{"error":"unknown request"#))
@@ -185,7 +186,7 @@ struct SinkUnixSocketTests {
             #expect(lines[3].hasPrefix(#"{"error":"line too long"#))
             #expect(lines[4] == #"{"ok":"subscribe","upstreams":["market"]}"#)
             sinks.router.deliver(SinkTest.batch(first: 1, count: 3))
-            #expect(await SinkTest.waitUntil { s.messages == 3 })
+            #expect(await waitUntil { s.messages == 3 })
             #expect(!s.closed)
             await s.close()
         }
@@ -217,7 +218,7 @@ struct SinkUnixSocketTests {
             let s = try await SinkTestSubscriber.connect(socket, group: group)
             #expect(await Self.waitForSubscribers(sinks, 1))
             sinks.router.deliver(SinkTest.batch(first: 1, count: 5))
-            #expect(await SinkTest.waitUntil { s.messages == 5 })
+            #expect(await waitUntil { s.messages == 5 })
             await s.close()
         }
         try await group.shutdownGracefully()
@@ -251,12 +252,12 @@ struct SinkUnixSocketTests {
         ], group: group)
         try await SinkTest.running(sinks) {
             let refused = try await SinkTestSubscriber.connect(socket, group: group)
-            #expect(await SinkTest.waitUntil { refused.closed })
+            #expect(await waitUntil { refused.closed })
             #expect(refused.otherLines == [#"{"error":"permission denied: uid \#(geteuid()) is not allowed on this socket"}"#])
             let ok = try await SinkTestSubscriber.connect(allowed, group: group)
-            #expect(await SinkTest.waitUntil { sinks.snapshot()[1].subscribers.count == 1 })
+            #expect(await waitUntil { sinks.snapshot()[1].subscribers.count == 1 })
             sinks.router.deliver(SinkTest.batch(first: 1, count: 2))
-            #expect(await SinkTest.waitUntil { ok.messages == 2 })
+            #expect(await waitUntil { ok.messages == 2 })
             #expect(sinks.snapshot()[0].subscribers.isEmpty)
             // `wsrelay tail` explains the refusal.
             let result = await Self.tail(TailClient.Options(socketPath: socket))
@@ -281,9 +282,9 @@ struct SinkUnixSocketTests {
         try await SinkTest.running(sinks) {
             let a = try await SinkTestSubscriber.connect(byName, group: group)
             let b = try await SinkTestSubscriber.connect(byPath, group: group)
-            #expect(await SinkTest.waitUntil { sinks.snapshot().allSatisfy { $0.subscribers.count == 1 } })
+            #expect(await waitUntil { sinks.snapshot().allSatisfy { $0.subscribers.count == 1 } })
             sinks.router.deliver(SinkTest.batch(first: 1, count: 7))
-            #expect(await SinkTest.waitUntil { a.messages == 7 && b.messages == 7 })
+            #expect(await waitUntil { a.messages == 7 && b.messages == 7 })
             await a.close()
             await b.close()
         }
@@ -310,13 +311,13 @@ struct SinkUnixSocketTests {
         let sinks = try await SinkTest.open([SinkTest.unixSettings(socket)], upstreams: ["market", "news"], group: group)
         let service = SinkServiceRunner(services: [sinks])
         let tail = Task { await Self.tail(TailClient.Options(socketPath: socket, upstreams: ["news"], raw: true)) }
-        #expect(await SinkTest.waitUntil { sinks.snapshot()[0].subscribers.first?.upstreams == ["news"] })
+        #expect(await waitUntil { sinks.snapshot()[0].subscribers.first?.upstreams == ["news"] })
         let t = WallClockTime.now()
         sinks.router.deliver(SinkTest.batch("market", first: 1, count: 3) + [
             .message(ReceivedMessage(upstream: "news", epoch: 1, seq: 1, receivedAt: t, kind: .text, payload: ByteBuffer(string: "héllo"))),
             .message(ReceivedMessage(upstream: "news", epoch: 1, seq: 2, receivedAt: t, kind: .binary, payload: ByteBuffer(string: "bin"))),
         ])
-        #expect(await SinkTest.waitUntil { (sinks.snapshot()[0].subscribers.first?.bytesWritten ?? 0) > 100 })
+        #expect(await waitUntil { (sinks.snapshot()[0].subscribers.first?.bytesWritten ?? 0) > 100 })
         await service.stop()
         let result = await tail.value
         #expect(result.status == 0)
@@ -336,16 +337,8 @@ struct SinkUnixSocketTests {
     /// Close-on-exec: other tests spawn the real binary concurrently, and a child that inherited this
     /// descriptor kept the "stale" socket alive (seen in CI: probe answered `.live` after `close`).
     static func listeningSocket(at path: String) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: Array(path.utf8) + [0])
-        }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0, listen(fd, 16) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        let fd = try RawUnixSocket.bind(path)
+        guard listen(fd, 16) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         return fd
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import NIOPosix
 import Testing
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// Issue 16's defect through the real binary: a file sink on a FIFO whose reader never reads must neither
 /// stall the other file sinks nor make the second SIGTERM wait (writers once shared one process-wide lock

@@ -2,6 +2,7 @@ import Foundation
 import NIOPosix
 import Testing
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// Suspend/resume (issue 14 item 4) through the real binary: a simulated resume makes the daemon ping every
 /// open connection at once, seen by the server. The resume is simulated at the clock-reading boundary

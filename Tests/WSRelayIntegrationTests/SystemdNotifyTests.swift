@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WSRelayTestSupport
 
 /// The sd_notify contract, observed on a real datagram socket as systemd would see it.
 @Suite("systemd notify protocol", .mayBlock)

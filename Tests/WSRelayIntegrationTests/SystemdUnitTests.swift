@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WSRelayTestSupport
 
 /// The shipped unit files, checked by systemd's own tools (no systemd is booted).
 @Suite("systemd unit files", .mayBlock)

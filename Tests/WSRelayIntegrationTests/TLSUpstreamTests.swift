@@ -3,6 +3,7 @@ import NIOPosix
 import NIOSSL
 import Testing
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// wss:// against a local TLS server whose certificate comes from a test CA: trusted with `tls.ca_file`,
 /// refused without it (system roots do not know the test CA).

@@ -2,6 +2,7 @@ import Foundation
 import NIOPosix
 import Testing
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// Issue 13, item 3 through the real binary: a token endpoint that hangs, answers 500, answers garbage, then
 /// issues a token the upstream rejects, before it is healthy again. Retries are bounded and spaced, each

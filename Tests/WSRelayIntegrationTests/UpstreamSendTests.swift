@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WSRelayCore
+import WSRelayTestSupport
 
 /// The way back (issue 14 item 3) through the real binary: subscribers of a unix sink with `allow_send` and
 /// `wsrelay send` write on the shared upstream connection; a peer that is not allowed never does; persisted

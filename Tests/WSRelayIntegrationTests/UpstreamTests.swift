@@ -2,6 +2,7 @@ import Foundation
 import NIOPosix
 import Testing
 import WSRelaySimulator
+import WSRelayTestSupport
 
 /// Part 2 through the real binary: a real NIO WebSocket server (the simulator, in this process) and an
 /// independent one (Python `websockets`), files written by the daemon, close codes seen by the server.

@@ -1,5 +1,6 @@
 import Foundation
 import WSRelayCore
+import WSRelayTestSupport
 
 /// Talks to a running daemon's control socket the way `wsrelay status` does, for tests that poll state.
 enum ControlSocket {

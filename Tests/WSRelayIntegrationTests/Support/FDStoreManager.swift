@@ -1,4 +1,5 @@
 import Foundation
+import WSRelayTestSupport
 
 /// Plays systemd's part of the file descriptor store protocol for a test: a real AF_UNIX datagram socket as
 /// NOTIFY_SOCKET that receives the daemon's `FDSTORE=1`/`FDNAME=` datagrams with their descriptors
@@ -15,18 +16,7 @@ final class FDStoreManager: @unchecked Sendable {
 
     init(directory: TemporaryDirectory) throws {
         path = directory.file("notify.sock")
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in raw.copyBytes(from: Array(path.utf8).prefix(raw.count - 1)) }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else {
-            close(fd)
-            throw POSIXError(.init(rawValue: errno) ?? .EIO)
-        }
+        let fd = try RawUnixSocket.bind(path, datagram: true)
         Thread { [self] in readLoop(fd) }.start()
     }
 
@@ -207,14 +197,10 @@ final class SpawnedDaemon {
     @discardableResult
     func waitForExit(timeout: Duration = .seconds(30)) -> Int32? {
         if let status { return status }
-        let deadline = ContinuousClock.now + timeout
         var raw: Int32 = 0
-        while ContinuousClock.now < deadline {
-            if waitpid(pid, &raw, WNOHANG) == pid {
-                status = (raw & 0x7F) == 0 ? (raw >> 8) & 0xFF : 128 + (raw & 0x7F)
-                return status
-            }
-            usleep(10_000)
+        if eventually(timeout: timeout, { waitpid(pid, &raw, WNOHANG) == pid }) {
+            status = (raw & 0x7F) == 0 ? (raw >> 8) & 0xFF : 128 + (raw & 0x7F)
+            return status
         }
         kill(pid, SIGKILL)
         waitpid(pid, &raw, 0)

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import WSRelayTestSupport
 
 /// A minimal blocking HTTP/1.1 client for the metrics endpoint, over TCP on 127.0.0.1 or a Unix socket: one
 /// request with `Connection: close`, the whole response read until the server closes.
@@ -30,20 +31,8 @@ enum MetricsScrape {
     }
 
     static func get(unixPath: String, path: String = "/metrics") throws -> Response {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
+        let fd = try RawUnixSocket.connect(unixPath)
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(unixPath.utf8)
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else { throw Failure(description: "connect \(unixPath): errno \(errno)") }
         return try exchange(fd, path: path, method: "GET")
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import WSRelayTestSupport
 
 /// A real `nats-server` (Debian package) with JetStream on 127.0.0.1, on free ports, its store in a test
 /// directory. It can be killed and started again on the same port and store, alone or as one node of a

@@ -1,4 +1,5 @@
 import Foundation
+import WSRelayTestSupport
 
 /// The receiving end of systemd's notify protocol: a real AF_UNIX datagram socket that the daemon under test
 /// finds through NOTIFY_SOCKET, exactly as it would under systemd. Like systemd, it reads continuously (a
@@ -18,22 +19,7 @@ final class NotifySocket {
     init(directory: TemporaryDirectory) throws {
         let socketPath = directory.file("notify.sock")
         path = socketPath
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: Array(socketPath.utf8).prefix(raw.count - 1))
-        }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard rc == 0 else {
-            close(fd)
-            throw POSIXError(.init(rawValue: errno) ?? .EIO)
-        }
+        let fd = try RawUnixSocket.bind(socketPath, datagram: true)
         let inbox = Inbox()
         self.inbox = inbox
         Thread { Self.readLoop(fd: fd, inbox: inbox) }.start()

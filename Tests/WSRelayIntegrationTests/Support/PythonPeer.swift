@@ -1,4 +1,5 @@
 import Foundation
+import WSRelayTestSupport
 
 /// A Python helper from Tests/Peers as a child process: the independent WebSocket server (`ws_server.py`,
 /// Python `websockets`) or the CONNECT proxy (`connect_proxy.py`). Each prints JSON event lines, the first

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WSRelayTestSupport
 
 /// The real wsrelay binary running a config, started and stopped the way systemd would: READY=1 observed
 /// on a real notify socket before the test proceeds, SIGTERM and exit status 0 at the end.

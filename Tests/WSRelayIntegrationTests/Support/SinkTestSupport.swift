@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import WSRelayTestSupport
 @testable import WSRelayCore
 
 /// Helpers for the in-process sink tests: real files, real sockets, a real `SinkSet` driven through its router.
@@ -65,17 +66,6 @@ enum SinkTest {
             return .message(ReceivedMessage(upstream: upstream, epoch: epoch, seq: seq, receivedAt: now, kind: .text,
                                             payload: ByteBuffer(string: "{\"n\":\(seq),\"pad\":\"\(padding)\"}")))
         }
-    }
-
-    /// Polls `condition` every 5 ms until it holds or `timeout` passes.
-    @discardableResult
-    static func waitUntil(timeout: Duration = .seconds(20), _ condition: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return condition()
     }
 
     static func readLines(_ path: String) -> [Substring] {

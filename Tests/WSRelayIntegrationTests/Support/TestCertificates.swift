@@ -1,4 +1,5 @@
 import Foundation
+import WSRelayTestSupport
 
 /// A throwaway CA and a server certificate for localhost/127.0.0.1 signed by it, made with the openssl CLI
 /// in the test's own directory.

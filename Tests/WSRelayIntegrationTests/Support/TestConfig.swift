@@ -1,3 +1,4 @@
+import WSRelayTestSupport
 /// Small valid configs for tests, with every path inside the test's own directory.
 enum TestConfig {
     static func minimal(_ dir: TemporaryDirectory, upstreamURL: String = "ws://127.0.0.1:9/feed", extra: String = "") -> String {

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import WSRelayTestSupport
 
 /// A real HTTP/1.1 token endpoint on 127.0.0.1 (an ephemeral port) for tests.
 ///
@@ -154,12 +155,7 @@ final class TokenEndpoint: Sendable {
 
     /// Waits until at least `count` requests arrived, or `timeout` passes.
     func waitForRequests(_ count: Int, timeout: Duration = .seconds(10)) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if requestCount >= count { return true }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return requestCount >= count
+        await waitUntil(timeout: timeout) { requestCount >= count }
     }
 
     /// Closes the listener and every open connection (also hanging ones), then the event loop.

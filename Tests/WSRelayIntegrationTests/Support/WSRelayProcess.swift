@@ -1,4 +1,5 @@
 import Foundation
+import WSRelayTestSupport
 
 /// The real `wsrelay` binary, started as a child process with its output captured to files.
 final class WSRelayProcess {
@@ -43,11 +44,7 @@ final class WSRelayProcess {
     /// Waits for exit; nil if the process is still running at the safety deadline (then it is killed).
     @discardableResult
     func waitForExit(timeout: Duration = .seconds(30)) -> Int32? {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline {
-            usleep(10_000)
-        }
-        if process.isRunning {
+        if !eventually(timeout: timeout, { !process.isRunning }) {
             kill(pid, SIGKILL)
             process.waitUntilExit()
             return nil
@@ -77,23 +74,4 @@ final class WSRelayProcess {
         let status = p.waitForExit()
         return (status, p.stdout, p.stderr)
     }
-}
-
-/// Polls `condition` until it holds or the safety deadline passes. For states that have no event to wait on
-/// (a file appearing, a process disappearing); the deadline is a safety net, not a speed assertion.
-func eventually(timeout: Duration = .seconds(20), _ condition: () -> Bool) -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        usleep(10_000)
-    }
-    return condition()
-}
-
-/// True while `pid` exists and is not a zombie (a daemonized process is reaped by whoever adopted it).
-func processIsAlive(_ pid: Int32) -> Bool {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")") else { return false }
-    let state = stat[stat.index(close, offsetBy: 2)]
-    return state != "Z" && state != "X"
 }
