@@ -202,7 +202,7 @@ import WSRelayTestSupport
 }
 
 /// The endpoint in-process: real sockets on 127.0.0.1 and in a temporary directory.
-@Suite(.serialized) struct MetricsEndpointTests {
+@Suite(.serialized, .mayBlock) struct MetricsEndpointTests {
     static let logger = Logger(label: "metrics-test")
 
     static func open(_ address: MetricsListenAddress, body: String = "x_total 1\n") async throws -> MetricsService {

@@ -27,7 +27,8 @@ struct ShutdownTests {
             path = "\(out)"
             fsync = "never"
             """, in: dir)
-        #expect(eventually { (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0 > 1_000_000 })
+        // Mid-flood: some thousand messages in (the bound is a safety net; a loaded machine floods slowly).
+        #expect(eventually(timeout: .seconds(60)) { (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0 > 200_000 })
         #expect(daemon.stop() == 0, "\(daemon.log)")
 
         let connection = try #require(server.recorder.connections.first)
