@@ -205,9 +205,11 @@ import WSRelayTestSupport
 @Suite(.serialized, .mayBlock) struct MetricsEndpointTests {
     static let logger = Logger(label: "metrics-test")
 
+    /// A loop of the suite's own: on the shared singleton, other tests' floods delayed an answer past 10 s.
+    static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
     static func open(_ address: MetricsListenAddress, body: String = "x_total 1\n") async throws -> MetricsService {
-        try await MetricsService.open(address, scrape: { Array(body.utf8) }, group: MultiThreadedEventLoopGroup.singleton,
-                                      logger: logger)
+        try await MetricsService.open(address, scrape: { Array(body.utf8) }, group: group, logger: logger)
     }
 
     static func port(_ service: MetricsService) -> Int {
