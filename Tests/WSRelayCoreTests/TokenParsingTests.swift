@@ -101,6 +101,13 @@ import Testing
         #expect(e.message == "token endpoint https://h/t answered HTTP 500")
     }
 
+    /// Found by the token-response fuzz target: an `expires` in the year 25 billion crashed the formatter.
+    @Test func instantsBeyondFourDigitYearsAreWrittenAsTheEndOfTheRange() {
+        #expect(WallClockTime(microsecondsSinceEpoch: .max).rfc3339 == "9999-12-31T23:59:59.999999Z")
+        #expect(WallClockTime(microsecondsSinceEpoch: .min).rfc3339 == "0001-01-01T00:00:00.000000Z")
+        // The input itself is replayed from Fuzz/regressions/token-response by scripts/test.
+    }
+
     @Test func rfc3339Parsing() {
         #expect(RFC3339.parse("1970-01-01T00:00:00Z")?.microsecondsSinceEpoch == 0)
         #expect(RFC3339.parse("2000-02-29t12:00:00z")?.rfc3339 == "2000-02-29T12:00:00.000000Z")

@@ -31,10 +31,16 @@ public struct WallClockTime: Sendable, Hashable, Comparable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Appends `YYYY-MM-DDTHH:MM:SS.uuuuuuZ` without allocating intermediate strings.
+    /// The range RFC 3339's four-digit years can show: 0001-01-01T00:00:00Z ... 9999-12-31T23:59:59.999999Z.
+    static let rfc3339Range: ClosedRange<Int64> = -62_135_596_800_000_000 ... 253_402_300_799_999_999
+
+    /// Appends `YYYY-MM-DDTHH:MM:SS.uuuuuuZ` without allocating intermediate strings. An instant outside the
+    /// four-digit years is written as the nearest end of that range (a token endpoint announcing an expiry
+    /// in the year 25 billion crashed the formatter; found by the token-response fuzz target).
     public func appendRFC3339(to bytes: inout [UInt8]) {
-        var seconds = time_t(microsecondsSinceEpoch.floorDiv(1_000_000))
-        let micros = Int(microsecondsSinceEpoch - Int64(seconds) * 1_000_000)
+        let clamped = min(max(microsecondsSinceEpoch, Self.rfc3339Range.lowerBound), Self.rfc3339Range.upperBound)
+        var seconds = time_t(clamped.floorDiv(1_000_000))
+        let micros = Int(clamped - Int64(seconds) * 1_000_000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
         func put(_ value: Int, digits: Int) {
