@@ -259,8 +259,11 @@ import WSRelayTestSupport
         // The timer retries: the hanging request times out, then the third succeeds.
         #expect(await waitUntil { credential.status().state == "valid" })
         #expect(try await credential.token().value == "finally")
-        #expect(endpoint.requestCount == 3)
-        #expect(credential.status().refreshes.failed == 2)
+        // 500, the hang, then the token; on a loaded machine the token's answer may itself pass the 300 ms
+        // timeout once more before it gets through, so at least these.
+        #expect(endpoint.requestCount >= 3)
+        #expect(credential.status().refreshes.failed >= 2)
+        #expect(credential.status().refreshes.failed == UInt64(endpoint.requestCount - 1))
         #expect(credential.status().lastError?.contains("did not answer within") == true)
         await store.shutdown()
         await endpoint.shutdown()

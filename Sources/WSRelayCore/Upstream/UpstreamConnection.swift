@@ -86,6 +86,8 @@ public final class UpstreamConnection: @unchecked Sendable {
     private var decoder: InboundMessageDecoder?
     /// Data frames waiting for the channel to become writable; control frames never wait here.
     private var pendingData: [WebSocketFrame] = []
+    /// Our close frame's write, once sent: the channel is closed only after it (see `.closeChannel`).
+    private var closeFrameWritten: EventLoopFuture<Void>?
     /// The complete messages of the current read burst, handed to the delegate together.
     private var burst: [InboundMessage] = []
     /// When the last frame of any kind arrived (for idle detection).
@@ -383,7 +385,15 @@ public final class UpstreamConnection: @unchecked Sendable {
             case .sendCloseFrame(let code, let reason):
                 sendCloseFrame(code: code, reason: reason)
             case .closeChannel:
-                channel?.close(promise: nil)
+                // After our close frame is out: closing with the write still pending fails it, and the server
+                // saw 1006 instead of the 1010/1002 it was told (seen in a loaded CI run).
+                if let channel {
+                    if let written = closeFrameWritten {
+                        written.whenComplete { _ in channel.close(promise: nil) }
+                    } else {
+                        channel.close(promise: nil)
+                    }
+                }
             case .reportOpened:
                 delegate?.connectionDidOpen(self, subprotocol: subprotocol)
             case .reportFailedToOpen(let failure):
@@ -400,7 +410,7 @@ public final class UpstreamConnection: @unchecked Sendable {
         buffer.writeInteger(code)
         buffer.writeString(String(reason.utf8.prefix(123)) ?? "")
         pendingData.removeAll()
-        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: buffer), promise: nil)
+        closeFrameWritten = channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: buffer))
     }
 
     static func describe(_ error: any Error) -> String {
