@@ -210,7 +210,7 @@ final class JetStreamClient {
         guard let nc else { return nil }
         var buffer = [CChar](repeating: 0, count: 256)
         guard natsConnection_GetConnectedUrl(nc, &buffer, buffer.count) == NATS_OK, buffer[0] != 0 else { return nil }
-        return String(cString: buffer)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Publishes asynchronously. `register` is called with the message's key before cnats can answer for it.
