@@ -54,7 +54,8 @@ public final class RelayRuntime: Sendable {
         // Persisted sends are not configuration: one store for the life of the process, across reloads.
         let persistedSends = PersistedSendStore(stateDir: configuration.daemon.stateDir, logger: logger)
         let makeDriver: @Sendable (UpstreamSettings, Configuration) -> UpstreamDriver = { settings, configuration in
-            UpstreamDriver(
+            let traffic = board.traffic.counters(for: settings.name)
+            return UpstreamDriver(
                 settings: settings,
                 loop: group.next(),
                 consumer: sinks.router,
@@ -66,8 +67,8 @@ public final class RelayRuntime: Sendable {
                 proxy: ProxyResolver.resolve(for: settings.url, configured: settings.proxy, environment: environment),
                 logger: logger,
                 onStatusChange: { summary.publishSoon(to: board, on: group.any()) },
-                traffic: board.traffic.counters(for: settings.name),
-                metrics: metrics.upstream(named: settings.name, traffic: board.traffic.counters(for: settings.name)),
+                traffic: traffic,
+                metrics: metrics.upstream(named: settings.name, traffic: traffic),
                 epochs: epochs,
                 persistedSends: persistedSends
             )
