@@ -175,8 +175,11 @@ struct ProbeTests {
         let secret = "probe-s3cr3t-token-7781"
         var options = SimulatorServer.Options()
         options.requiredTokens = [secret]
-        let server = try await SimulatorServer.start(group: MultiThreadedEventLoopGroup.singleton, options: options)
-        defer { Task { await server.stop() } }
+        // A loop of its own: on the shared singleton, other tests' floods held this probe past its 30 s safety
+        // net in a fresh-clone run.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let server = try await SimulatorServer.start(group: group, options: options)
+        defer { Task { await server.stop(); try? await group.shutdownGracefully() } }
         try dir.write("token", secret + "\n", mode: 0o600)
         let config = try dir.write("wsrelay.toml", TestConfig.minimal(dir, upstreamURL: "\(server.url)/feed?count=2")
             .replacingOccurrences(of: "name = \"feed\"", with: "name = \"feed\"\nauth = \"main\"")
