@@ -196,4 +196,19 @@ struct UpstreamConnectionSlotsTests {
                 == ["closed 1 1001", "endCurrent", "cancelTimer", "endCurrent", "finished"])
         #expect(s.currentEpoch == nil)
     }
+    @Test func aShutdownRightAfterARotationFinishesOnlyWhenTheRetiringConnectionHasClosed() {
+        var s = slots(rotate: true)
+        _ = open(&s, credential(1))
+        _ = s.handle(.renewalDue(epoch: 1, now: t0))
+        _ = s.handle(.credentialReady(credential(2), now: t0))
+        _ = s.handle(.opened(epoch: 2, now: t0, wallNow: wall0))
+        #expect(render(s.handle(.supervisor(.shutdown(now: t0)))) == ["close 2 1001 going away", "timer"])
+        let currentClosed = render(s.handle(.closed(epoch: 2, .init(code: 1001, reason: "going away", initiator: .local), now: t0)))
+        #expect(!currentClosed.contains("finished") && !currentClosed.contains("forget 1"),
+                "epoch 1 is still in its closing handshake: \(currentClosed)")
+        #expect(s.delivers(1), "what the server sent before it saw our close is still delivered")
+        #expect(render(s.handle(.closed(epoch: 1, .init(code: 1000, reason: "token rotation", initiator: .local), now: t0)))
+                == ["closed 1 1000", "finished"])
+        #expect(!s.delivers(1))
+    }
 }

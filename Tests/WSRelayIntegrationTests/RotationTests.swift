@@ -84,7 +84,11 @@ struct RotationTests {
         #expect(Set(numbers).count == numbers.count, "a message was delivered twice")
         let highest = numbers.max() ?? 0
         let missing = Set(1...max(highest, 1)).subtracting(numbers)
-        #expect(missing.isEmpty, "\(missing.count) messages lost, e.g. \(missing.sorted().prefix(10))")
+        #expect(missing.isEmpty, """
+            \(missing.count) messages lost, e.g. \(missing.sorted().prefix(10)); highest \(highest), \(lines.count) lines; \
+            the connections' story:
+            \(daemon.log.split(separator: "\n").filter { $0.contains("epoch") && !$0.contains("trace") }.suffix(40).joined(separator: "\n"))
+            """)
         // Messages were stamped with the epochs of at least three connections.
         #expect(Set(lines.compactMap(\.epoch)).count >= 3)
         #expect(!daemon.log.contains("tok-1\""), "token value in the log")

@@ -89,6 +89,8 @@ struct UpstreamConnectionSlots: Sendable {
     private var successor: Slot?
     /// Token rotation: the previous connections, each closing after its successor opened; still delivered.
     private var retiring: Set<UInt64> = []
+    /// The supervisor has finished; `.finished` waits for the last retiring connection to close.
+    private var finishing = false
     /// `auth_ok`: the current connection's subscriptions wait for a reply containing `pattern`.
     private var authGate: (epoch: UInt64, pattern: String)?
     /// The credential fetched for the next attempt.
@@ -174,7 +176,12 @@ struct UpstreamConnectionSlots: Sendable {
         case .closed(let epoch, let info, let now):
             var actions: [Action] = [.announceClosed(epoch: epoch, info)]
             if retiring.remove(epoch) != nil {
-                return actions + [.log(.info, "retired connection closed: \(info) (epoch \(epoch))")]
+                actions.append(.log(.info, "retired connection closed: \(info) (epoch \(epoch))"))
+                if finishing && retiring.isEmpty {
+                    finishing = false
+                    actions.append(.finished)
+                }
+                return actions
             }
             guard current?.epoch == epoch else { return actions }
             current = nil
@@ -269,12 +276,18 @@ struct UpstreamConnectionSlots: Sendable {
             var actions: [Action] = [.endCurrent]
             if let epoch = current?.epoch { actions.append(.forget(epoch: epoch)) }
             if let epoch = successor?.epoch { actions.append(.abandon(epoch: epoch, reason: "connection abandoned")) }
-            for epoch in retiring.sorted() { actions.append(.forget(epoch: epoch)) }
             current = nil
             successor = nil
-            retiring = []
             authGate = nil
             pendingCredential = nil
+            // A retiring connection is still in its closing handshake, and what the server sent before it saw
+            // our close is still arriving: the upstream is finished when the last one has closed (each within
+            // its close timeout), not before (forgetting it lost those messages on SIGTERM right after a
+            // rotation, seen in a loaded CI run).
+            guard retiring.isEmpty else {
+                finishing = true
+                return actions
+            }
             return actions + [.finished]
         }
     }
