@@ -263,7 +263,9 @@ import WSRelayTestSupport
         // timeout once more before it gets through, so at least these.
         #expect(endpoint.requestCount >= 3)
         #expect(credential.status().refreshes.failed >= 2)
-        #expect(credential.status().refreshes.failed == UInt64(endpoint.requestCount - 1))
+        // Every request but the last failed; an attempt that timed out before the endpoint even accepted it
+        // (a loaded machine) is a failure the endpoint never counted.
+        #expect(credential.status().refreshes.failed >= UInt64(endpoint.requestCount - 1))
         #expect(credential.status().lastError?.contains("did not answer within") == true)
         await store.shutdown()
         await endpoint.shutdown()

@@ -58,7 +58,11 @@ struct ManyUpstreamsShutdownTests {
         let byUpstream = Dictionary(grouping: connections, by: upstreamName)
         #expect(byUpstream.count == count)
         let notClosed = byUpstream.filter { $0.value.last(where: \.accepted)?.closeCodeReceived != 1001 }
-        #expect(notClosed.isEmpty, "not closed with 1001: \(notClosed.mapValues { $0.map { "\($0.accepted ? "accepted" : "refused") \($0.closeCodeReceived.map(String.init) ?? "no close")" } })")
+        let log = daemon.log.split(separator: "\n")
+        #expect(notClosed.isEmpty, """
+            not closed with 1001: \(notClosed.mapValues { $0.map { "\($0.accepted ? "accepted" : "refused") \($0.closeCodeReceived.map(String.init) ?? "no close")" } })
+            \(notClosed.keys.sorted().map { name in log.filter { $0.hasSuffix("upstream=\(name)") || $0.contains("upstream=\(name) ") }.suffix(10).joined(separator: "\n") }.joined(separator: "\n"))
+            """)
         let text = try String(contentsOfFile: out, encoding: .utf8)
         #expect(text.hasSuffix("\n"), "torn last line")
         let lines = EnvelopeLine.parse(file: out)

@@ -64,12 +64,16 @@ struct RotationTests {
         #expect(daemon.stop() == 0)
 
         let accepted = server.recorder.acceptedConnections
+        // What the daemon says about its connections, for the messages of failed expectations below.
+        let story = daemon.log.split(separator: "\n")
+            .filter { $0.contains("epoch") && ($0.contains("connect") || $0.contains("retir") || $0.contains("clos")) }
+            .suffix(40).joined(separator: "\n")
         #expect(accepted.count >= 3)
         #expect(server.recorder.connections.allSatisfy { $0.accepted }, "no attempt with a stale token")
         for (previous, next) in zip(accepted, accepted.dropFirst()) {
             let closedAt = try #require(previous.closedAt, "connection \(previous.id) never closed")
-            #expect(next.openedAt < closedAt, "connection \(next.id) opened after \(previous.id) was closed")
-            #expect(previous.closeCodeReceived == 1000, "connection \(previous.id) got \(String(describing: previous.closeCodeReceived))")
+            #expect(next.openedAt < closedAt, "connection \(next.id) opened after \(previous.id) was closed\n\(story)")
+            #expect(previous.closeCodeReceived == 1000, "connection \(previous.id) got \(String(describing: previous.closeCodeReceived))\n\(story)")
             #expect(CredentialFlowTests.bearer(previous) != CredentialFlowTests.bearer(next), "rotation reused the token")
         }
 
@@ -87,7 +91,7 @@ struct RotationTests {
         #expect(missing.isEmpty, """
             \(missing.count) messages lost, e.g. \(missing.sorted().prefix(10)); highest \(highest), \(lines.count) lines; \
             the connections' story:
-            \(daemon.log.split(separator: "\n").filter { $0.contains("epoch") && !$0.contains("trace") }.suffix(40).joined(separator: "\n"))
+            \(story)
             """)
         // Messages were stamped with the epochs of at least three connections.
         #expect(Set(lines.compactMap(\.epoch)).count >= 3)
