@@ -137,6 +137,11 @@ struct StatusReportTests {
         #expect(meter.rate(of: "a", messages: 3, at: t0 + .seconds(20)) == 0)
         meter.record([], at: t0 + .seconds(25))
         #expect(meter.rate(of: "a", messages: 9, at: t0 + .seconds(30)) == 0)
+        // One upstream removed and another added in the same round: the removed one is forgotten all the same.
+        meter.record([(name: "a", messages: 0), (name: "b", messages: 0)], at: t0 + .seconds(30))
+        meter.record([(name: "a", messages: 10), (name: "c", messages: 0)], at: t0 + .seconds(35))
+        #expect(meter.rate(of: "b", messages: 10, at: t0 + .seconds(40)) == 0)
+        #expect(meter.rate(of: "a", messages: 20, at: t0 + .seconds(40)) == 2)
     }
 
     @Test("the report converts instants to wall time and hides the URL's query; the table shows what matters")

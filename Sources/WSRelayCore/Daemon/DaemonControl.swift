@@ -22,10 +22,8 @@ final class DaemonControl: ControlResponder {
     }
 
     func tick() {
-        let counters = runtime.upstreams.drivers.map { driver in
-            let status = driver.status
-            return (name: status.name, messages: status.messages)
-        }
+        // The counters alone: `driver.status` copies each upstream's whole state under its lock.
+        let counters = runtime.upstreams.drivers.lazy.map { (name: $0.settings.name, messages: $0.messagesReceived) }
         let now = ContinuousClock.now
         rates.withLockedValue { $0.record(counters, at: now) }
     }

@@ -112,6 +112,9 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     public var finished: EventLoopFuture<Void> { finishedPromise.futureResult }
 
     /// The published state with this upstream's traffic counters.
+    /// Messages received so far (what `status.messages` says, without copying the rest of the state).
+    public var messagesReceived: UInt64 { traffic.messages }
+
     public var status: UpstreamState {
         var state = published.withLockedValue { $0 }
         (state.messages, state.bytes, state.lastMessageAt) = (traffic.messages, traffic.bytes, traffic.lastMessageAt)
