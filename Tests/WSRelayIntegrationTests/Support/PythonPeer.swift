@@ -26,7 +26,7 @@ final class PythonPeer {
 
     static func start(script: String = "ws_server.py") throws -> PythonPeer {
         let path = "/tmp/wsrelay-pypeer-\(UUID().uuidString).log"
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         let handle = FileHandle(forWritingAtPath: path)!
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
