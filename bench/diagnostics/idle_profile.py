@@ -62,17 +62,19 @@ def main():
         if args.no_perf:
             time.sleep(args.window)
         else:
-            subprocess.run(["perf", "record", "-e", "cpu-clock", "-F", "999", "-g", "-o", f"{work}/perf.data", "-p", str(daemon.pid),
+            # System-wide, reported for the daemon's pid only: `perf record -p` gives up when one of the
+            # daemon's threads cannot be opened (seen with perf 6.1: "Ignored open failure", exit 255).
+            subprocess.run(["perf", "record", "-a", "-e", "cpu-clock", "-F", "999", "-g", "-o", f"{work}/perf.data",
                             "--", "sleep", str(args.window)], check=True, capture_output=True)
         cpu = cpu_seconds(daemon.pid) - cpu0
         print(f"{args.connections} idle: CPU {cpu / args.window * 100:.2f} % over {args.window} s, "
               f"VmRSS {status_kib(daemon.pid, 'VmRSS') / 1024:.1f} MiB; load after {load_average()}", flush=True)
         if not args.no_perf:
-            report = subprocess.run(["perf", "report", "-i", f"{work}/perf.data", "--no-children", "--stdio",
+            report = subprocess.run(["perf", "report", "-i", f"{work}/perf.data", "--pid", str(daemon.pid), "--percentage", "relative", "--no-children", "--stdio",
                                      "--percent-limit", "1.5", "-g", "none", "--sort", "symbol"],
                                     capture_output=True, text=True).stdout
             print("\n".join(line for line in report.splitlines() if line and not line.startswith("#"))[:6000])
-            report = subprocess.run(["perf", "report", "-i", f"{work}/perf.data", "--children", "--stdio",
+            report = subprocess.run(["perf", "report", "-i", f"{work}/perf.data", "--pid", str(daemon.pid), "--percentage", "relative", "--children", "--stdio",
                                      "--percent-limit", "5", "-g", "none", "--sort", "symbol"],
                                     capture_output=True, text=True).stdout
             print("--- inclusive ---")
