@@ -59,7 +59,7 @@ struct CrashRestartTests {
         let runOne = lines.map { EnvelopeLine.parse(line: $0) }
         #expect(runOne.allSatisfy { $0 != nil }, "a line of run 1 is not whole JSON")
         let seqs = runOne.compactMap { $0?.seq }
-        #expect(seqs == Array(1...seqs.count))
+        #expect(seqs == countingUp(to: seqs.count))
         let epochOne = try #require(runOne.first??.epoch)
         #expect(runOne.allSatisfy { $0?.epoch == epochOne })
         // A kill rarely lands inside a write; when it did not, cut the next line ourselves the way it would.
@@ -90,7 +90,7 @@ struct CrashRestartTests {
         #expect(runTwo.allSatisfy { $0 != nil }, "a line of run 2 is not whole JSON")
         let epochTwo = try #require(runTwo.first??.epoch)
         #expect(epochTwo > epochOne, "seq restarts at 1: only a greater epoch tells the runs apart")
-        #expect(runTwo.compactMap { $0?.seq } == Array(1...runTwo.count))
+        #expect(runTwo.compactMap { $0?.seq } == countingUp(to: runTwo.count))
         #expect(again.outOfOrder == 0)
         await subscriber.close()
         await again.close()

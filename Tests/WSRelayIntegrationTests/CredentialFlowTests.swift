@@ -81,7 +81,7 @@ struct CredentialFlowTests {
         // The first connection used the token fetched before it; after every 4001 the next connection used a
         // token fetched after it, the next in line: one refresh per rejection, none wasted. (A connection
         // that ended another way first, which a loaded machine can cause, keeps its still-valid token.)
-        #expect(Self.bearer(accepted[0]) == "tok-1")
+        #expect(Self.bearer(try #require(accepted.first)) == "tok-1")
         for (previous, next) in zip(accepted, accepted.dropFirst()) {
             let number = { (c: SimulatorRecorder.Connection) in Self.bearer(c).flatMap { Int($0.dropFirst(4)) } ?? 0 }
             if previous.closeCodeReceived == 4001 {
@@ -97,7 +97,7 @@ struct CredentialFlowTests {
         #expect(first.form["refresh_token"] == Self.refreshToken)
         // Messages of every connection arrived, seq continuous across reconnects.
         let lines = EnvelopeLine.parse(file: dir.file("out.jsonl"))
-        #expect(lines.map(\.seq) == Array(1...lines.count).map { Optional($0) })
+        #expect(lines.map(\.seq) == countingUp(to: lines.count).map { Optional($0) })
         for secret in [Self.refreshToken] + (1...accepted.count).map({ "tok-\($0)" }) {
             #expect(!daemon.log.contains(secret), "secret \(secret) leaked into the log")
         }

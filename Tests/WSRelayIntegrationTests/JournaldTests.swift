@@ -100,7 +100,7 @@ struct JournaldTests {
         // The journal sink: one entry per message, seq 1...n per upstream, the payload itself.
         let textMessages = ours.filter { Self.string($0, "WSRELAY_UPSTREAM") == "text" && Self.string($0, "WSRELAY_TYPE") == "text" }
         #expect(textMessages.count >= 50)
-        #expect(textMessages.compactMap { Self.string($0, "WSRELAY_SEQ").flatMap { Int($0) } } == Array(1...textMessages.count))
+        #expect(textMessages.compactMap { Self.string($0, "WSRELAY_SEQ").flatMap { Int($0) } } == countingUp(to: textMessages.count))
         #expect(textMessages.allSatisfy { Self.string($0, "PRIORITY") == "6" && Self.string($0, "WSRELAY_EPOCH") != nil })
         #expect(textMessages.allSatisfy { Self.string($0, "MESSAGE")?.hasPrefix("{\"n\":") == true })
         let binary = ours.filter { Self.string($0, "WSRELAY_UPSTREAM") == "bin" && Self.string($0, "WSRELAY_TYPE") == "binary" }

@@ -110,7 +110,7 @@ struct ReloadTests {
         #expect(daemon.stop() == 0)
         for name in ["a", "b", "c"] {
             let seqs = Self.lines(dir, name).compactMap(\.seq)
-            #expect(!seqs.isEmpty && seqs == Array(1...seqs.count), "\(name): seq not continuous")
+            #expect(!seqs.isEmpty && seqs == countingUp(to: seqs.count), "\(name): seq not continuous")
         }
         #expect(Set(Self.lines(dir, "a").compactMap(\.epoch)).count == 1)
         #expect(Set(Self.lines(dir, "b").compactMap(\.epoch)).count == 2)

@@ -38,7 +38,7 @@ struct ShutdownTests {
         let lines = EnvelopeLine.parse(file: out)
         #expect(lines.count == text.split(separator: "\n").count, "a line that is not valid JSON")
         #expect(lines.count == connection.messagesSent, "file has \(lines.count), server sent \(connection.messagesSent)")
-        #expect(lines.map(\.seq) == Array(1...lines.count).map { Optional($0) })
+        #expect(lines.map(\.seq) == countingUp(to: lines.count).map { Optional($0) })
         #expect(lines.last?.simulatorNumber == connection.messagesSent)
     }
 

@@ -86,7 +86,7 @@ struct SinkDiskFullTests {
             return next - 1
         }
         let lines = SinkTest.readLines(path)
-        #expect(SinkFileTests.checkedSeqs(lines) == Array(1...delivered))
+        #expect(SinkFileTests.checkedSeqs(lines) == countingUp(to: delivered))
         let status = try #require(sinks.snapshot().first)
         #expect(status.dropped == 0 && !status.failing && status.bufferedBytes == 0)
         #expect(flow.state.withLockedValue { $0.pauses } >= 1)
@@ -116,7 +116,7 @@ struct SinkDiskFullTests {
         let lines = SinkTest.readLines(path)
         let seqs = SinkFileTests.checkedSeqs(lines, allowGaps: true)
         let gaps = lines.filter { $0.hasPrefix(#"{"event":"gap""#) }
-        #expect(gaps.count == 1)
+        try #require(gaps.count == 1, "\(gaps)")
         let gap = try #require(try JSONSerialization.jsonObject(with: Data(gaps[0].utf8)) as? [String: Any])
         let dropped = try #require(gap["dropped"] as? Int)
         let first = try #require(gap["first_seq"] as? Int)

@@ -37,7 +37,7 @@ struct SinkJournalTests {
         ])
         await runner.stop()
         let entries = sent.withLockedValue { $0 }
-        #expect(entries.count == 3)
+        try #require(entries.count == 3)
         #expect(entries[0].contains("WSRELAY_EVENT=connected"))
         #expect(entries[1] == [
             "MESSAGE={\"p\":1}", "PRIORITY=6", "SYSLOG_IDENTIFIER=wsrelay", "WSRELAY_UPSTREAM=market", "WSRELAY_EPOCH=3",

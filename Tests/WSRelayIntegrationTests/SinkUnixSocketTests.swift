@@ -180,6 +180,7 @@ struct SinkUnixSocketTests {
             try await s.send("cribe\":[\"market\"]}\n")
             #expect(await waitUntil { s.otherLines.count == 5 })
             let lines = s.otherLines
+            try #require(lines.count == 5, "\(lines)")
             #expect(lines[0].hasPrefix(#"{"error":"invalid JSON"#))
             #expect(lines[1].hasPrefix(#"{"error":"unknown request"#))
             #expect(lines[2].hasPrefix(#"{"error":"invalid JSON"#))

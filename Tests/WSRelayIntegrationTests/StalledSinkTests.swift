@@ -65,6 +65,6 @@ struct StalledSinkTests {
         #expect(text.hasSuffix("\n"), "torn last line")
         let lines = EnvelopeLine.parse(file: out)
         #expect(lines.count == text.split(separator: "\n").count, "a line that is not valid JSON")
-        #expect(lines.map(\.seq) == Array(1...lines.count).map { Optional($0) })
+        #expect(lines.map(\.seq) == countingUp(to: lines.count).map { Optional($0) })
     }
 }

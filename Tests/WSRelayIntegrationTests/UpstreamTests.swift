@@ -56,7 +56,7 @@ struct UpstreamTests {
         let lines = Self.messages(dir)
         for name in ["text", "bin"] {
             let mine = lines.filter { $0.upstream == name }
-            #expect(mine.map(\.seq) == Array(1...mine.count).map { Optional($0) })
+            #expect(mine.map(\.seq) == countingUp(to: mine.count).map { Optional($0) })
             #expect(mine.allSatisfy { $0.type == (name == "bin" ? "binary" : "text") })
             let numbers = mine.compactMap(\.simulatorNumber)
             #expect(numbers.count == mine.count && numbers == numbers.sorted())
