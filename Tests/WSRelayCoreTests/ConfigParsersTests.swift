@@ -79,7 +79,7 @@ struct ConfigByteSizeParserTests {
     }
 
     @Test(arguments: [
-        "", "MiB", "16mib", "16M", "16 megabytes", "-1B", "1.5", "0.1B", "1.B", "16  MiB", "16MiB ", "99999999999TiB",
+        "", "MiB", "16mib", "16M", "16 megabytes", "-1B", "1.5", "0.1B", "1.B", "16  MiB", "16MiB ", "99999999999TiB", "9223372036854775808B",
         "1e3B", "16Mi",
     ])
     func rejectsInvalid(text: String) {
@@ -89,6 +89,8 @@ struct ConfigByteSizeParserTests {
     @Test(arguments: [
         (16 << 20, "16MiB"), (64 << 10, "64KiB"), (1 << 30, "1GiB"), (512, "512B"), (1_000_000, "1MB"), (1000, "1kB"),
         (1536, "1536B"), (0, "0B"), (3 << 40, "3TiB"), (1_048_577, "1048577B"),
+        // Found by fuzzing (Fuzz/regressions/duration-size, from "1555555555552.005556MB"): 19 digits of bytes.
+        (1_555_555_555_552_005_556, "1555555555552005556B"), (Int.max, "9223372036854775807B"),
     ])
     func formatsShortest(n: Int, expected: String) {
         #expect(ByteSizeParser.format(n) == expected)

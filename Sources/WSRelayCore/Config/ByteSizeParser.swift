@@ -34,7 +34,8 @@ public enum ByteSizeParser {
         if unitName.isEmpty, !fraction.isEmpty || s.hasSuffix(" ") { return nil }
 
         let trimmed = digits.drop { $0 == "0" }
-        guard trimmed.count <= 18, let whole = Int(trimmed.isEmpty ? "0" : String(trimmed)) else { return nil }
+        // Up to 19 digits, as `format` writes them (Int.max has 19); `Int(_:)` refuses what overflows.
+        guard trimmed.count <= 19, let whole = Int(trimmed.isEmpty ? "0" : String(trimmed)) else { return nil }
         var (result, overflow) = whole.multipliedReportingOverflow(by: unit)
         guard !overflow else { return nil }
 
