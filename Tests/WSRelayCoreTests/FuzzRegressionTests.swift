@@ -13,6 +13,8 @@ struct FuzzRegressionTests {
         "[ = 1\n", "[[=1\n", "[\t#\n", "[.a]\n", "  [[ !x]]\n", "[a]\nx = 1\n[ é]\n",
         // toml++ also asserted on a value starting with `}` (Fuzz/regressions/config/toml-value-brace).
         "[u]\nfatal_close_codes = [4004, }008]\n", "x = }\n", "x = [\n  # c\n  }\n]\n", "a = { b = } }\n",
+        // The same header assertion behind a UTF-8 byte order mark (Fuzz/regressions/config/toml-bom-header).
+        "\u{FEFF}[\u{FFFD}\u{FFFD}[upstream]]\nname = \"x\"\n", "\u{FEFF}[ = 1\n",
     ])
     func inputsThatCrashedTOMLKitAreSyntaxErrors(text: String) throws {
         guard case .failure(let error) = ConfigLoader.parse(toml: text, file: "bad.toml") else {

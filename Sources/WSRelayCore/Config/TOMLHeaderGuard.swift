@@ -16,6 +16,9 @@ enum TOMLHeaderGuard {
         var expectingValue = false  // after `=`, or `[` / `,` inside an array
         var lineStart = true  // only blanks so far on this line
         func at(_ k: Int) -> UInt8? { k < b.count ? b[k] : nil }
+        // toml++ skips a UTF-8 byte order mark at the start, so the first line is still at its start after
+        // it (a fuzz find: BOM + "[" + a non-key character reached toml++'s assertion past this guard).
+        if b.starts(with: [0xEF, 0xBB, 0xBF]) { i = 3 }
         func starts(_ s: String, _ k: Int) -> Bool { Array(s.utf8).enumerated().allSatisfy { at(k + $0.offset) == $0.element } }
         while i < b.count {
             let c = b[i]
