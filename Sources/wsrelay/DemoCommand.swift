@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import NIOPosix
-import Synchronization
+import NIOConcurrencyHelpers
 import WSRelaySimulator
 
 /// `wsrelay demo`: wsrelay doing its job on a machine with no network, narrated. Everything runs on
@@ -46,7 +46,7 @@ private struct SeenLine: Sendable {
 
 /// Reads a Unix socket's lines on a thread of its own.
 private final class DemoSubscriber: Sendable {
-    private let seen = Mutex<[SeenLine]>([])
+    private let seen = NIOLockedValueBox<[SeenLine]>([])
     private let fd: Int32
 
     init(path: String) throws {
@@ -75,12 +75,12 @@ private final class DemoSubscriber: Sendable {
                 let object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] ?? [:]
                 let entry = SeenLine(seq: (object["seq"] as? NSNumber)?.intValue, epoch: (object["epoch"] as? NSNumber)?.intValue,
                                      event: object["event"] as? String)
-                seen.withLock { $0.append(entry) }
+                seen.withLockedValue { $0.append(entry) }
             }
         }
     }
 
-    var lines: [SeenLine] { seen.withLock { $0 } }
+    var lines: [SeenLine] { seen.withLockedValue { $0 } }
     var messages: [SeenLine] { lines.filter { $0.seq != nil } }
 
     deinit { close(fd) }

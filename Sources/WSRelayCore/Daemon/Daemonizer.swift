@@ -1,5 +1,5 @@
 import Glibc
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Turns the process into a classic Unix daemon while keeping the launcher honest about startup.
 ///
@@ -12,9 +12,9 @@ import Synchronization
 public enum Daemonizer {
     /// The daemon's end of the readiness pipe.
     public final class ReadinessPipe: Sendable {
-        private let fd: Mutex<Int32>
+        private let fd: NIOLockedValueBox<Int32>
 
-        init(fd: Int32) { self.fd = Mutex(fd) }
+        init(fd: Int32) { self.fd = NIOLockedValueBox(fd) }
 
         /// Reports success; the launcher prints nothing and exits 0.
         public func ready() { finish(message: "R") }
@@ -24,7 +24,7 @@ public enum Daemonizer {
 
         /// Only the first report counts; the descriptor is closed after it.
         private func finish(message: String) {
-            fd.withLock { fd in
+            fd.withLockedValue { fd in
                 guard fd >= 0 else { return }
                 let bytes = Array(message.utf8)
                 _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }

@@ -1,6 +1,6 @@
 import Glibc
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Epochs that stay unique across restarts, a crash included. A new process starts `seq` at 1 again;
 /// consumers tell the runs apart by the epoch, so every epoch of a run must be greater than every epoch any
@@ -18,7 +18,7 @@ public final class EpochReservation: Sendable {
     private let path: String?
     private let logger: Logger
     private struct State { var ceiling: UInt64; var failed = false }
-    private let state: Mutex<State>
+    private let state: NIOLockedValueBox<State>
 
     static let block: UInt64 = 1 << 16
     static let fileName = "epochs"
@@ -29,7 +29,7 @@ public final class EpochReservation: Sendable {
         guard let stateDir else {
             path = nil
             base = 0
-            state = Mutex(State(ceiling: 0))
+            state = NIOLockedValueBox(State(ceiling: 0))
             return
         }
         let path = (stateDir.hasSuffix("/") ? String(stateDir.dropLast()) : stateDir) + "/" + Self.fileName
@@ -39,13 +39,13 @@ public final class EpochReservation: Sendable {
             logger.warning("\(path) does not hold a number; epochs start from 0 again")
         }
         base = stored ?? 0
-        state = Mutex(State(ceiling: base))
+        state = NIOLockedValueBox(State(ceiling: base))
     }
 
     /// Call before a connection uses `epoch`: stores a new ceiling when `epoch` is beyond the stored one.
     public func reserve(through epoch: UInt64) {
         guard let path else { return }
-        let failure: String? = state.withLock { state in
+        let failure: String? = state.withLockedValue { state in
             guard epoch > state.ceiling else { return nil }
             let ceiling = epoch + Self.block
             if let error = Self.write(ceiling, to: path) {

@@ -1,5 +1,5 @@
 import Glibc
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Makes "exit now" safe for files: a second SIGTERM must end the process at once, yet never between two
 /// halves of a line a writer is handing to the kernel.
@@ -14,11 +14,11 @@ public final class ForcedExit: Sendable {
     /// One writer's flag. `enter` returns false once the process is exiting: the writer must not start.
     final class Gate: Sendable {
         private struct State { var writing = false; var closed = false }
-        private let state = Mutex(State())
+        private let state = NIOLockedValueBox(State())
 
         /// Marks a write as started, or parks the calling thread for good if the process is exiting.
         func enter() {
-            let open = state.withLock { state -> Bool in
+            let open = state.withLockedValue { state -> Bool in
                 if state.closed { return false }
                 state.writing = true
                 return true
@@ -27,25 +27,25 @@ public final class ForcedExit: Sendable {
         }
 
         func leave() {
-            state.withLock { $0.writing = false }
+            state.withLockedValue { $0.writing = false }
         }
 
         /// Closes the gate; true while a write that started before is still in the kernel.
         fileprivate func close() -> Bool {
-            state.withLock { state in
+            state.withLockedValue { state in
                 state.closed = true
                 return state.writing
             }
         }
 
-        fileprivate var writing: Bool { state.withLock { $0.writing } }
+        fileprivate var writing: Bool { state.withLockedValue { $0.writing } }
 
         private static func parkForever() -> Never {
             while true { sleep(3600) }
         }
     }
 
-    private let gates = Mutex<[Gate]>([])
+    private let gates = NIOLockedValueBox<[Gate]>([])
     private let maximumWait: Duration
 
     public init(maximumWait: Duration = .seconds(2)) {
@@ -55,13 +55,13 @@ public final class ForcedExit: Sendable {
     /// A gate for one writer, for as long as the process lives (a handful per configuration).
     func makeGate() -> Gate {
         let gate = Gate()
-        gates.withLock { $0.append(gate) }
+        gates.withLockedValue { $0.append(gate) }
         return gate
     }
 
     /// Forgets a writer's gate (its sink was removed by a reload).
     func release(_ gate: Gate) {
-        gates.withLock { $0.removeAll { $0 === gate } }
+        gates.withLockedValue { $0.removeAll { $0 === gate } }
     }
 
     /// Runs one write syscall that must not be cut by a forced exit.
@@ -72,7 +72,7 @@ public final class ForcedExit: Sendable {
     }
 
     public func exitNow(code: DaemonExitCode) -> Never {
-        let all = gates.withLock { $0 }
+        let all = gates.withLockedValue { $0 }
         let busy = all.filter { $0.close() }
         let deadline = ContinuousClock.now + maximumWait
         for gate in busy {

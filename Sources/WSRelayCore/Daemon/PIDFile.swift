@@ -1,5 +1,5 @@
 import Glibc
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The classic daemon's PID file: proof of who is running, and the lock that keeps a second instance out.
 ///
@@ -27,15 +27,15 @@ public final class PIDFile: Sendable {
 
     public let path: String
     /// The descriptor whose open file description holds the lock; it is the inode currently linked at `path`.
-    /// In a `Mutex` so the file is checked `Sendable` (publish and remove may run on different threads).
-    private let fd: Mutex<Int32>
+    /// In a lock so the file is checked `Sendable` (publish and remove may run on different threads).
+    private let fd: NIOLockedValueBox<Int32>
 
     /// The locked descriptor, which a forking daemon must keep open.
-    public var descriptor: Int32 { fd.withLock { $0 } }
+    public var descriptor: Int32 { fd.withLockedValue { $0 } }
 
     private init(path: String, fd: Int32) {
         self.path = path
-        self.fd = Mutex(fd)
+        self.fd = NIOLockedValueBox(fd)
     }
 
     /// Locks the PID file, or reports the PID of the instance that holds it.
@@ -90,7 +90,7 @@ public final class PIDFile: Sendable {
             throw .system(path: path, operation: "write", errno: code)
         }
         // The old inode is unlinked now; dropping its descriptor releases its lock.
-        fd.withLock { fd in
+        fd.withLockedValue { fd in
             close(fd)
             fd = tmp
         }
@@ -98,7 +98,7 @@ public final class PIDFile: Sendable {
 
     /// Removes the file if it is still ours, then releases the lock.
     public func remove() {
-        fd.withLock { fd in
+        fd.withLockedValue { fd in
             guard fd >= 0 else { return }
             if Self.sameInode(fd: fd, path: path) { unlink(path) }
             close(fd)
@@ -107,7 +107,7 @@ public final class PIDFile: Sendable {
     }
 
     deinit {
-        fd.withLock { fd in
+        fd.withLockedValue { fd in
             if fd >= 0 { close(fd) }
         }
     }
