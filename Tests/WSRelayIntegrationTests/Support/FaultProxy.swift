@@ -16,6 +16,8 @@ final class FaultProxy: @unchecked Sendable {  // the fields below `lock` are gu
     private var relays = 0
     private var accepted = 0
     private var stopped = false
+    private var acceptLoopRunning = true
+    private var listenerClosed = false
 
     init(to targetPort: Int) throws {
         self.targetPort = UInt16(targetPort)
@@ -53,13 +55,27 @@ final class FaultProxy: @unchecked Sendable {  // the fields below `lock` are gu
         }
     }
 
-    /// Stops accepting, cuts what is open, and waits (bounded) for the relay threads to end.
+    /// Stops accepting, cuts what is open, and waits (bounded) for the threads to end. Idempotent (tests
+    /// call it and `deinit` calls it again): a second `close` of the listener's number would close whatever
+    /// socket reused it — under TSan that was a NIO channel, and NIO's precondition on EBADF killed the
+    /// whole test process.
     func stop() {
-        lock.withLock { stopped = true }
+        let first = lock.withLock { () -> Bool in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
         shutdown(listener, Int32(SHUT_RDWR))
         cutAll()
-        for _ in 0..<500 where lock.withLock({ relays }) > 0 { usleep(10_000) }
-        close(listener)
+        for _ in 0..<500 where lock.withLock({ relays > 0 || acceptLoopRunning }) { usleep(10_000) }
+        // Closed only once the accept thread is out of `accept` (or after the bounded wait: then it is stuck
+        // and the number stays ours rather than being reused under it).
+        let close = lock.withLock { () -> Bool in
+            guard !acceptLoopRunning, !listenerClosed else { return false }
+            listenerClosed = true
+            return true
+        }
+        if close { Glibc.close(listener) }
     }
 
     deinit { stop() }
@@ -73,6 +89,7 @@ final class FaultProxy: @unchecked Sendable {  // the fields below `lock` are gu
     }
 
     private func acceptLoop() {
+        defer { lock.withLock { acceptLoopRunning = false } }
         while !lock.withLock({ stopped }) {
             let client = accept(listener, nil, nil)
             if client < 0 {
