@@ -58,6 +58,15 @@ struct UpstreamConnectionSlotsTests {
         return render(s.handle(.opened(epoch: 1, now: t0, wallNow: wall0)))
     }
 
+    /// Rotation under way: epoch 1 open with credential 1, its successor (epoch 2, credential 2) connecting.
+    private func rotating() -> Slots {
+        var s = slots(rotate: true)
+        _ = open(&s, credential(1))
+        _ = s.handle(.renewalDue(epoch: 1, now: t0))
+        _ = s.handle(.credentialReady(credential(2), now: t0))
+        return s
+    }
+
     @Test func anAttemptUsesTheFetchedCredentialAndARejectionNamesItsGeneration() {
         var s = slots()
         #expect(render(s.handle(.supervisor(.start(now: t0)))) == ["fetch rejected=nil"])
@@ -130,10 +139,7 @@ struct UpstreamConnectionSlotsTests {
     }
 
     @Test func aSecondRotationBeforeTheFirstRetiredKeepsDeliveringBoth() {
-        var s = slots(rotate: true)
-        _ = open(&s, credential(1))
-        _ = s.handle(.renewalDue(epoch: 1, now: t0))
-        _ = s.handle(.credentialReady(credential(2), now: t0))
+        var s = rotating()
         _ = s.handle(.opened(epoch: 2, now: t0, wallNow: wall0))
         // Epoch 1 has not finished its closing handshake when the next rotation opens epoch 3.
         _ = s.handle(.renewalDue(epoch: 2, now: t0))
@@ -155,10 +161,7 @@ struct UpstreamConnectionSlotsTests {
     }
 
     @Test func whenTheOldConnectionEndsDuringARotationTheSuccessorCarriesOn() {
-        var s = slots(rotate: true)
-        _ = open(&s, credential(1))
-        _ = s.handle(.renewalDue(epoch: 1, now: t0))
-        _ = s.handle(.credentialReady(credential(2), now: t0))
+        var s = rotating()
         #expect(render(s.handle(.closed(epoch: 1, .init(code: 1006, reason: "dropped", initiator: .transport), now: t0)))
                 == ["closed 1 1006", "endCurrent"])
         #expect(s.currentEpoch == 2)
@@ -167,10 +170,7 @@ struct UpstreamConnectionSlotsTests {
     }
 
     @Test func aFailedSuccessorLeavesTheCurrentConnectionAlone() {
-        var s = slots(rotate: true)
-        _ = open(&s, credential(1))
-        _ = s.handle(.renewalDue(epoch: 1, now: t0))
-        _ = s.handle(.credentialReady(credential(2), now: t0))
+        var s = rotating()
         #expect(render(s.handle(.failedToOpen(epoch: 2, .connect("refused"), retryAfter: nil, now: t0))) == ["timer"])
         #expect(s.currentEpoch == 1 && s.delivers(1))
     }
@@ -186,10 +186,7 @@ struct UpstreamConnectionSlotsTests {
     }
 
     @Test func finishingForgetsEveryConnectionAndAbandonsTheSuccessor() {
-        var s = slots(rotate: true)
-        _ = open(&s, credential(1))
-        _ = s.handle(.renewalDue(epoch: 1, now: t0))
-        _ = s.handle(.credentialReady(credential(2), now: t0))
+        var s = rotating()
         #expect(render(s.handle(.supervisor(.shutdown(now: t0))))
                 == ["abandon 2 connection abandoned", "close 1 1001 going away", "timer"])
         #expect(render(s.handle(.closed(epoch: 1, .init(code: 1001, reason: "going away", initiator: .local), now: t0)))
@@ -197,10 +194,7 @@ struct UpstreamConnectionSlotsTests {
         #expect(s.currentEpoch == nil)
     }
     @Test func aShutdownRightAfterARotationFinishesOnlyWhenTheRetiringConnectionHasClosed() {
-        var s = slots(rotate: true)
-        _ = open(&s, credential(1))
-        _ = s.handle(.renewalDue(epoch: 1, now: t0))
-        _ = s.handle(.credentialReady(credential(2), now: t0))
+        var s = rotating()
         _ = s.handle(.opened(epoch: 2, now: t0, wallNow: wall0))
         #expect(render(s.handle(.supervisor(.shutdown(now: t0)))) == ["close 2 1001 going away", "timer"])
         let currentClosed = render(s.handle(.closed(epoch: 2, .init(code: 1001, reason: "going away", initiator: .local), now: t0)))

@@ -54,8 +54,7 @@ final class KeepaliveTimerWheel: @unchecked Sendable {
         self.slotNanoseconds = slotNanoseconds
         self.slotCount = slotCount
         slots = Array(repeating: [], count: Int(slotCount))
-        processedThrough = 0
-        processedThrough = slot(containing: .now())
+        processedThrough = Self.nanoseconds(.now()) / slotNanoseconds
     }
 
     /// Whether the NIO timer is armed (only while entries exist).

@@ -116,10 +116,10 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     /// Completes when the upstream is finished (after shutdown or removal).
     public var finished: EventLoopFuture<Void> { finishedPromise.futureResult }
 
-    /// The published state with this upstream's traffic counters.
     /// Messages received so far (what `status.messages` says, without copying the rest of the state).
     public var messagesReceived: UInt64 { traffic.messages }
 
+    /// The published state with this upstream's traffic counters.
     public var status: UpstreamState {
         var state = published.withLockedValue { $0 }
         (state.messages, state.bytes, state.lastMessageAt) = (traffic.messages, traffic.bytes, traffic.lastMessageAt)
@@ -423,8 +423,7 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
         keepaliveGeneration &+= 1
         if let next = output.nextDeadline, let epoch {
             let generation = keepaliveGeneration
-            let delay = max(.zero, next - ContinuousClock.now)
-            keepaliveWheel.schedule(at: .now() + .nanoseconds(delay.nanosecondsClamped)) { [weak self] in
+            keepaliveWheel.schedule(at: Self.nioDeadline(next)) { [weak self] in
                 guard let driver = self, driver.keepaliveGeneration == generation,
                       driver.slots.currentEpoch == epoch, let connection = driver.connections[epoch] else { return }
                 // Frames are counted by the connection; the machine learns of them only when it wakes.
@@ -438,8 +437,12 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     // MARK: - Helpers
 
     private func schedule(_ at: ContinuousClock.Instant, _ body: @escaping (UpstreamDriver) -> Void) -> Scheduled<Void> {
-        let delay = max(.zero, at - ContinuousClock.now)
-        return loop.assumeIsolated().scheduleTask(in: .nanoseconds(delay.nanosecondsClamped)) { [self] in body(self) }
+        loop.assumeIsolated().scheduleTask(deadline: Self.nioDeadline(at)) { [self] in body(self) }
+    }
+
+    /// The machines' instants (ContinuousClock) as NIO deadlines; one already past is now.
+    private static func nioDeadline(_ at: ContinuousClock.Instant) -> NIODeadline {
+        .now() + .nanoseconds(max(.zero, at - ContinuousClock.now).nanosecondsClamped)
     }
 
     private func publish(phaseChangedFrom before: UpstreamState.Phase) {
