@@ -62,6 +62,7 @@ struct FdExhaustionTests {
         let pid = daemon.process.pid
         let open = Self.openDescriptors(pid)
         try Self.prlimit(pid, soft: open - 10, in: dir)
+        let exhausted = ContinuousClock.now
         let connectsAtLimit = flappyBefore()
         let waiting = try await SinkTestSubscriber.connect(sock, group: group)  // the kernel queues it; the daemon cannot accept
         #expect(eventually { daemon.log.contains("cannot accept a connection: Too many open files (EMFILE)") }, "\(daemon.log.suffix(3000))")
@@ -74,6 +75,12 @@ struct FdExhaustionTests {
         let steadyLines = EnvelopeLine.parse(file: dir.file("out.jsonl")).filter { $0.upstream == "steady" }.count
         #expect(eventually { EnvelopeLine.parse(file: dir.file("out.jsonl")).filter { $0.upstream == "steady" }.count > steadyLines + 100 },
                 "the connected upstream must keep writing")
+
+        // A listener with a peer waiting stays readable: each failed accept is followed by a second's pause
+        // (NIO's AcceptBackoffHandler), not retried at once in a busy loop — so at most one line a second.
+        let acceptLines = daemon.log.components(separatedBy: "\n").filter { $0.contains("cannot accept a connection") }.count
+        let secondsExhausted = Int((ContinuousClock.now - exhausted).components.seconds)
+        #expect(acceptLines <= secondsExhausted + 2, "\(acceptLines) accept failures logged in \(secondsExhausted) s: the listener retries without a pause")
 
         // Descriptors free up: the sixteen subscribers leave. The waiting one is served; flappy connects again.
         for subscriber in subscribers { await subscriber.close() }

@@ -52,6 +52,9 @@ final class ControlServer: Service, Sendable {
             bind: {
                 try await ServerBootstrap(group: group)
                     .serverChannelOption(ChannelOptions.backlog, value: 64)
+                    .serverChannelInitializer { channel in
+                        AcceptFailureBackoff.install(on: channel, label: "control socket \(path)", logger: logger)
+                    }
                     .bind(unixDomainSocketPath: path) { channel in
                         channel.eventLoop.makeCompletedFuture {
                             try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)

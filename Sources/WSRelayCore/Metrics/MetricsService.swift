@@ -53,6 +53,9 @@ public final class MetricsService: Service, Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 64)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                AcceptFailureBackoff.install(on: channel, label: "metrics \(address)", logger: logger)
+            }
             .childChannelInitializer { channel in
                 let id = ObjectIdentifier(channel)
                 connections.withLockedValue { $0[id] = channel }

@@ -104,9 +104,7 @@ public final class UnixSocketSink: Service, LineSink, Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelInitializer { [logger] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(AcceptErrorLogger(label: "unix sink \(name)", logger: logger))
-                }
+                AcceptFailureBackoff.install(on: channel, label: "unix sink \(name)", logger: logger)
             }
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
