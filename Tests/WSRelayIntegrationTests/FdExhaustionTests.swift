@@ -6,8 +6,9 @@ import WSRelayTestSupport
 
 /// Issue 13, item 3: the daemon runs out of file descriptors (its RLIMIT_NOFILE lowered below what it has
 /// open, with `prlimit --pid`). Each failed connect and each subscriber it cannot accept is one clear log
-/// line; nothing crashes; the connected upstream keeps writing; once descriptors free up (subscribers leave),
-/// the upstream reconnects and the waiting subscriber is served.
+/// line (at most one a second per listener); nothing crashes; the connected upstream keeps writing; systemd's
+/// watchdog keeps being fed; once descriptors free up (subscribers leave), the upstream reconnects and the
+/// waiting subscriber is served.
 @Suite("descriptor exhaustion", .mayBlock, .serialized, .timeLimit(.minutes(2)),
        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "needs prlimit (util-linux)"))
 struct FdExhaustionTests {
@@ -50,7 +51,7 @@ struct FdExhaustionTests {
             [[sink]]
             type = "unix"
             path = "\(sock)"
-            """, in: dir)
+            """, in: dir, environment: ["WATCHDOG_USEC": "1000000"])
         let group = MultiThreadedEventLoopGroup.singleton
         var subscribers: [SinkTestSubscriber] = []
         for _ in 0..<16 { subscribers.append(try await SinkTestSubscriber.connect(sock, group: group)) }
@@ -81,6 +82,16 @@ struct FdExhaustionTests {
         let acceptLines = daemon.log.components(separatedBy: "\n").filter { $0.contains("cannot accept a connection") }.count
         let secondsExhausted = Int((ContinuousClock.now - exhausted).components.seconds)
         #expect(acceptLines <= secondsExhausted + 2, "\(acceptLines) accept failures logged in \(secondsExhausted) s: the listener retries without a pause")
+
+        // systemd's watchdog is still fed: a WATCHDOG=1 that needed a new socket per message (libsystemd's
+        // sd_notify) would fail from here on, and systemd would kill a daemon that is otherwise coping.
+        daemon.notify.discardReceived()
+        var pings = 0
+        _ = daemon.notify.receive(until: { message in
+            if message.notifyFields["WATCHDOG"] == "1" { pings += 1 }
+            return pings >= 3
+        })
+        #expect(pings >= 3, "WATCHDOG=1 stopped while out of descriptors")
 
         // Descriptors free up: the sixteen subscribers leave. The waiting one is served; flappy connects again.
         for subscriber in subscribers { await subscriber.close() }

@@ -5,23 +5,30 @@ import NIOConcurrencyHelpers
 
 /// Tells the service manager where the daemon is in its life (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
 ///
-/// A thin wrapper over libsystemd's `sd_notify` so the protocol (NOTIFY_SOCKET, abstract sockets, credentials)
-/// is implemented once, by systemd itself. `sd_notify` blocks when the manager's datagram queue is full, so
-/// every send happens on one serial queue of its own: a slow manager can delay a notification but never an
-/// event loop or the shutdown. Frequent STATUS= updates are coalesced to the latest. When `NOTIFY_SOCKET` is
-/// unset every call is a cheap no-op.
+/// Messages go out on one `SystemdNotifySocket` opened at start (so they still go out when the process is
+/// out of descriptors); for an address form it does not know, libsystemd's `sd_notify`. A send blocks when
+/// the manager's datagram queue is full, so every send happens on one serial queue of its own: a slow manager
+/// can delay a notification but never an event loop or the shutdown. Frequent STATUS= updates are coalesced
+/// to the latest. When `NOTIFY_SOCKET` is unset every call is a cheap no-op.
 public final class SystemdNotifier: Sendable {
     public let isEnabled: Bool
+    private let socket: SystemdNotifySocket?
     private let queue = DispatchQueue(label: "wsrelay.sd_notify")
     private let pendingStatus = NIOLockedValueBox<String?>(nil)
 
     public init(environment: [String: String]) {
-        self.isEnabled = !(environment["NOTIFY_SOCKET"] ?? "").isEmpty
+        let value = environment["NOTIFY_SOCKET"] ?? ""
+        self.isEnabled = !value.isEmpty
+        self.socket = value.isEmpty ? nil : SystemdNotifySocket(notifySocket: value)
     }
 
     public func send(_ assignments: String) {
         guard isEnabled else { return }
-        queue.async { _ = sd_notify(0, assignments) }
+        queue.async { [socket] in Self.deliver(assignments, on: socket) }
+    }
+
+    private static func deliver(_ assignments: String, on socket: SystemdNotifySocket?) {
+        if let socket { socket.send(assignments) } else { _ = sd_notify(0, assignments) }
     }
 
     public func ready(status: String) { send("READY=1\nSTATUS=\(Self.oneLine(status))") }
@@ -42,12 +49,12 @@ public final class SystemdNotifier: Sendable {
             return pending != nil
         }
         guard !wasPending else { return }
-        queue.async { [pendingStatus] in
+        queue.async { [pendingStatus, socket] in
             guard let latest = pendingStatus.withLockedValue({ pending -> String? in
                 defer { pending = nil }
                 return pending
             }) else { return }
-            _ = sd_notify(0, "STATUS=\(latest)")
+            Self.deliver("STATUS=\(latest)", on: socket)
         }
     }
 

@@ -69,6 +69,16 @@ final class NotifySocket {
         return seen
     }
 
+    /// Drops every datagram received so far (so what is read next was sent after this call); how many.
+    @discardableResult
+    func discardReceived() -> Int {
+        inbox.condition.lock()
+        defer { inbox.condition.unlock() }
+        let count = inbox.messages.count
+        inbox.messages.removeAll()
+        return count
+    }
+
     deinit {
         inbox.condition.lock()
         inbox.closed = true
