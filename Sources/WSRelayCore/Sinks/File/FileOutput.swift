@@ -183,6 +183,13 @@ final class FileOutput {
         _ = poll(&p, 1, milliseconds)
     }
 
+    /// A second descriptor for the same open file (for `BackgroundFileSync`); -1 when there is no file or no
+    /// descriptor left.
+    func duplicateForSync() -> Int32 {
+        guard case .path = target, fd >= 0 else { return -1 }
+        return fcntl(fd, F_DUPFD_CLOEXEC, 0)
+    }
+
     func sync() throws(SystemError) {
         guard case .path = target, fd >= 0 else { return }
         if fdatasync(fd) != 0 && errno != EINVAL && errno != EROFS {

@@ -77,6 +77,8 @@ final class LineWriter: @unchecked Sendable {
     private var lastIdentityCheck = ContinuousClock.now
     private var lastSync = ContinuousClock.now
     private var dirty = false
+    /// `fsync = "interval"` on a file: the periodic sync runs beside the writer (created when the loop starts).
+    private var backgroundSync: BackgroundFileSync?
     private let vectors = UnsafeMutablePointer<iovec>.allocate(capacity: LineWriter.maximumVectors)
 
     static let maximumVectors = 1024
@@ -164,12 +166,18 @@ final class LineWriter: @unchecked Sendable {
     func runLoop() {
         lastIdentityCheck = .now
         lastSync = .now
+        if configuration.fsync == .interval, case .path = configuration.target {
+            backgroundSync = BackgroundFileSync(threadName: "wsrelay-fsync") { [weak self] error in self?.syncFailed(error) }
+            backgroundSync?.use(output.duplicateForSync())
+        }
         loop: while true {
             switch nextStep() {
             case .abort:
+                backgroundSync?.finish(wait: false)
                 abandon()
                 break loop
             case .finish:
+                backgroundSync?.finish(wait: true)
                 // Even under `fsync = "never"`: one sync at shutdown is cheap and the process is leaving.
                 if dirty { syncNow(.now) }
                 output.close()
@@ -248,7 +256,7 @@ final class LineWriter: @unchecked Sendable {
         if dirty {
             switch configuration.fsync {
             case .always: syncNow(now)
-            case .interval where now >= lastSync + configuration.fsyncInterval: syncNow(now)
+            case .interval where now >= lastSync + configuration.fsyncInterval: intervalSync(now)
             default: break
             }
         }
@@ -376,12 +384,25 @@ final class LineWriter: @unchecked Sendable {
         do throws(SystemError) {
             try output.sync()
         } catch {
-            thread.withLock {
-                counters.writeErrors += 1
-                counters.lastError = error.description
-            }
-            logger.error("\(configuration.label): \(error)")
+            syncFailed(error)
         }
+    }
+
+    /// The interval's sync, beside the writer when it can be (see `BackgroundFileSync`). While the previous
+    /// one still runs the data stays dirty and the next interval tries again.
+    private func intervalSync(_ now: ContinuousClock.Instant) {
+        guard let backgroundSync, backgroundSync.isUsable else { return syncNow(now) }
+        lastSync = now
+        if backgroundSync.request() { dirty = false }
+    }
+
+    /// Any thread (the writer's, or the background sync's).
+    private func syncFailed(_ error: SystemError) {
+        thread.withLock {
+            counters.writeErrors += 1
+            counters.lastError = error.description
+        }
+        logger.error("\(configuration.label): \(error)")
     }
 
     private func finishPartialLine() {
@@ -420,6 +441,7 @@ final class LineWriter: @unchecked Sendable {
         do throws(SystemError) {
             try output.open()
             needsReopen = false
+            backgroundSync?.use(output.duplicateForSync())
             thread.withLock { counters.reopens += 1 }
             logger.info("\(configuration.label): reopened (\(reason))")
             Self.logTornLine(output, label: configuration.label, logger: logger)
@@ -443,6 +465,7 @@ final class LineWriter: @unchecked Sendable {
         do throws(SystemError) {
             try output.rotate(keep: configuration.rotateKeep)
             needsReopen = false
+            backgroundSync?.use(output.duplicateForSync())
             logger.info("\(configuration.label): rotated")
         } catch {
             needsReopen = !output.isOpen
