@@ -88,6 +88,8 @@ public final class Daemon {
         }
         services.append(control)
         services.append(ClockWatchService(upstreams: runtime.upstreams, environment: launch.environment, logger: logger))
+        DescriptorReserve.process.fill()
+        services.append(DescriptorWatchService(loop: group.next(), logger: logger))
         services += runtime.services
         var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = configuration.daemon.shutdownTimeout

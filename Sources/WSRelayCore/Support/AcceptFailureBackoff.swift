@@ -4,8 +4,9 @@ import NIOCore
 
 /// Sits on every listening channel (unix sinks, the control socket, the metrics endpoint): names each failed
 /// `accept` in one log line and, when the process is out of descriptors (EMFILE/ENFILE) or kernel memory,
-/// stops accepting for a second. The waiting peers stay queued in the kernel and are accepted once
-/// descriptors are free; the daemon carries on.
+/// stops accepting for a second; while descriptors are scarce (`DescriptorReserve`) it accepts nothing at
+/// all. The waiting peers stay queued in the kernel and are accepted once descriptors are free; the daemon
+/// carries on.
 ///
 /// Why not NIO's `AcceptBackoffHandler`: it delays the channel's next `read()`, but a failed accept leaves
 /// NIO's server channel with a read pending and still registered for readability, and a listener with a
@@ -13,18 +14,24 @@ import NIOCore
 /// 30 µs, for as long as descriptors were short (seen in the descriptor-exhaustion test). Turning `autoRead`
 /// off is what takes the listener out of the event loop's interest set (`pauseRead0`); turning it back on
 /// a second later registers it again and reads, which accepts or fails again — at most one line a second.
-final class AcceptFailureBackoff: ChannelInboundHandler {
+/// A `read()` that arrives while descriptors are scarce is held the same way.
+final class AcceptFailureBackoff: ChannelDuplexHandler {
     typealias InboundIn = any Channel
+    typealias OutboundIn = any Channel
 
     static let pause: TimeAmount = .seconds(1)
 
     private let label: String
     private let logger: Logger
-    private var resume: Scheduled<Void>?
+    private let reserve: DescriptorReserve
+    private var retry: Scheduled<Void>?
+    private var readHeld = false
+    private var autoReadOff = false
 
-    init(label: String, logger: Logger) {
+    init(label: String, logger: Logger, reserve: DescriptorReserve = .process) {
         self.label = label
         self.logger = logger
+        self.reserve = reserve
     }
 
     /// The `serverChannelInitializer` of every listener.
@@ -39,6 +46,12 @@ final class AcceptFailureBackoff: ChannelInboundHandler {
         [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(errno)
     }
 
+    func read(context: ChannelHandlerContext) {
+        guard reserve.isScarce else { return context.read() }
+        readHeld = true
+        armRetry(context: context)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         defer { context.fireErrorCaught(error) }
         guard let error = error as? IOError, Self.isTransient(error.errnoCode) else {
@@ -46,17 +59,33 @@ final class AcceptFailureBackoff: ChannelInboundHandler {
             return
         }
         logger.error("\(label): cannot accept a connection: \(SystemError.describe(error.errnoCode)); the waiting peer stays queued and is accepted once descriptors are free (next try in 1 s)")
-        guard resume == nil, let options = context.channel.syncOptions else { return }
-        try? options.setOption(ChannelOptions.autoRead, value: false)
-        resume = context.eventLoop.assumeIsolated().scheduleTask(in: Self.pause) { [self] in
-            resume = nil
-            try? options.setOption(ChannelOptions.autoRead, value: true)
+        if DescriptorReserve.isExhaustion(error.errnoCode) { reserve.exhausted() }
+        if !autoReadOff, let options = context.channel.syncOptions {
+            try? options.setOption(ChannelOptions.autoRead, value: false)
+            autoReadOff = true
+        }
+        armRetry(context: context)
+    }
+
+    private func armRetry(context: ChannelHandlerContext) {
+        guard retry == nil else { return }
+        retry = context.eventLoop.assumeIsolated().scheduleTask(in: Self.pause) { [self] in
+            retry = nil
+            if reserve.isScarce { return armRetry(context: context) }
+            if readHeld {
+                readHeld = false
+                context.read()
+            }
+            if autoReadOff {
+                autoReadOff = false
+                try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+            }
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        resume?.cancel()
-        resume = nil
+        retry?.cancel()
+        retry = nil
         context.fireChannelInactive()
     }
 }

@@ -131,6 +131,7 @@ public final class UpstreamConnection: @unchecked Sendable {
             case .success(let channel):
                 attach(channel)
             case .failure(let error):
+                if Self.isDescriptorExhaustion(error) { DescriptorReserve.process.exhausted() }
                 let via = proxy.map { " via proxy \($0)" } ?? ""
                 perform(machine.failOpen(.connect("connect to \(host):\(port)\(via) failed: \(Self.describe(error))")))
             }
@@ -415,6 +416,15 @@ public final class UpstreamConnection: @unchecked Sendable {
         buffer.writeString(String(reason.utf8.prefix(123)) ?? "")
         pendingData.removeAll()
         closeFrameWritten = channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: buffer))
+    }
+
+    /// EMFILE/ENFILE, also inside NIO's per-address connect errors.
+    static func isDescriptorExhaustion(_ error: any Error) -> Bool {
+        if let connectError = error as? NIOConnectionError {
+            return connectError.connectionErrors.contains { isDescriptorExhaustion($0.error) }
+        }
+        if let ioError = error as? IOError { return DescriptorReserve.isExhaustion(ioError.errnoCode) }
+        return false
     }
 
     static func describe(_ error: any Error) -> String {

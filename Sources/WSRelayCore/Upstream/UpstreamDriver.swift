@@ -314,6 +314,12 @@ public final class UpstreamDriver: @unchecked Sendable, UpstreamFlowControl {
     }
 
     private func connect(epoch: UInt64, credential: AttemptCredential?, asSuccessor: Bool) {
+        if DescriptorReserve.process.isScarce {
+            // The few free descriptors are left to the libraries until more are free (see DescriptorReserve).
+            handle(.failedToOpen(epoch: epoch, .connect("out of file descriptors (too many open files): not connecting until some are free"),
+                                 retryAfter: nil, now: .now))
+            return
+        }
         epochs?.reserve(through: epoch)
         var request = HandshakeRequest(settings: settings)
         credential?.apply(&request)

@@ -1,0 +1,103 @@
+import Glibc
+import Logging
+import NIOConcurrencyHelpers
+
+/// A few descriptors the daemon holds from start-up and gives up the moment it runs out of descriptors, so
+/// the libraries under it always find one; while descriptors are scarce the daemon makes no new ones of its
+/// own (no upstream connects, no accepts) until enough are free again.
+///
+/// Why: libdispatch (under Swift concurrency, signal handling and Foundation) checks its worker threads once
+/// a second by opening `/proc/<tid>/stat`, and when that open fails it does not report an error — it traps
+/// (`_dispatch_workq_monitor_pools`, "registered worker exited prematurely"). With every descriptor taken
+/// the daemon therefore died of SIGILL (6 of 12 runs of the descriptor-exhaustion test under load, seen in
+/// gdb). Releasing the reserve leaves those opens room; not connecting or accepting while scarce keeps the
+/// room from being taken back by our own retries.
+///
+/// `RLIMIT_NOFILE` is per process, so there is one reserve per process (`process`); the daemon fills it
+/// once at start. Anything that makes a descriptor reports EMFILE/ENFILE here (`exhausted`), and
+/// `DescriptorWatchService` probes once a second: it notices a limit lowered under the daemon (`prlimit`)
+/// and growth into the last `margin` descriptors before they are all gone, and ends the scarcity once the
+/// reserve and a margin can be opened again.
+public final class DescriptorReserve: Sendable {
+    public static let process = DescriptorReserve()
+
+    /// Descriptors held back, and how many more must be free before the daemon makes new ones again.
+    static let size = 8
+    static let margin = 4
+
+    public enum Transition: Sendable, Equatable {
+        case becameScarce
+        case recovered
+    }
+
+    private struct State {
+        var held: [CInt] = []
+        var scarce = false
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    /// Descriptors are short: make no new connections or subscribers of our own.
+    public var isScarce: Bool { state.withLockedValue { $0.scarce } }
+
+    /// Opens the reserve (start-up; again after a scarcity ended).
+    public func fill() {
+        state.withLockedValue { state in
+            while state.held.count < Self.size {
+                let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { return }
+                state.held.append(fd)
+            }
+        }
+    }
+
+    /// Any thread: making a descriptor just failed with EMFILE/ENFILE. Gives the reserve up; returns
+    /// `.becameScarce` for the first report of an episode, nil after (`DescriptorWatchService` logs it).
+    @discardableResult
+    public func exhausted() -> Transition? {
+        state.withLockedValue { state in
+            for fd in state.held { close(fd) }
+            state.held.removeAll()
+            if state.scarce { return nil }
+            state.scarce = true
+            return .becameScarce
+        }
+    }
+
+    /// Once a second (`DescriptorWatchService`). While plenty: is any of the last `margin` descriptor numbers
+    /// under the soft limit still free? If not, scarcity starts now. While scarce: can the reserve and the
+    /// margin be opened? If so, the reserve is kept, the margin closed, and scarcity ends.
+    public func check() -> Transition? {
+        if isScarce {
+            var opened: [CInt] = []
+            while opened.count < Self.size + Self.margin {
+                let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { break }
+                opened.append(fd)
+            }
+            guard opened.count == Self.size + Self.margin else {
+                for fd in opened { close(fd) }
+                return nil
+            }
+            for fd in opened.dropFirst(Self.size) { close(fd) }
+            return state.withLockedValue { state in
+                state.held += opened.prefix(Self.size)
+                state.scarce = false
+                return .recovered
+            }
+        }
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return nil }
+        let soft = Int(clamping: limit.rlim_cur)
+        guard soft < Int(Int32.max) else { return nil }  // unlimited
+        let probe = fcntl(0, F_DUPFD_CLOEXEC, CInt(max(3, soft - Self.margin)))
+        if probe >= 0 {
+            close(probe)
+            return nil
+        }
+        return errno == EMFILE || errno == EINVAL ? exhausted() : nil
+    }
+
+    /// EMFILE (this process) or ENFILE (the whole system).
+    public static func isExhaustion(_ errno: CInt) -> Bool { errno == EMFILE || errno == ENFILE }
+}
