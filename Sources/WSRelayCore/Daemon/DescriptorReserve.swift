@@ -24,6 +24,7 @@ public final class DescriptorReserve: Sendable {
     /// Descriptors held back, and how many more must be free before the daemon makes new ones again.
     static let size = 8
     static let margin = 4
+    static let highestProbedLimit = 65_536
 
     public enum Transition: Sendable, Equatable {
         case becameScarce
@@ -89,7 +90,9 @@ public final class DescriptorReserve: Sendable {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return nil }
         let soft = Int(clamping: limit.rlim_cur)
-        guard soft < Int(Int32.max) else { return nil }  // unlimited
+        // Asking for a number near the limit makes the kernel grow the descriptor table that far (8 bytes a
+        // slot, kept): fine up to the unit's LimitNOFILE=65536; above that the first EMFILE is the signal.
+        guard soft <= Self.highestProbedLimit else { return nil }
         let probe = fcntl(0, F_DUPFD_CLOEXEC, CInt(max(3, soft - Self.margin)))
         if probe >= 0 {
             close(probe)
