@@ -46,7 +46,7 @@ final class WSRelayProcess {
     func waitForExit(timeout: Duration = .seconds(30)) -> Int32? {
         if !eventually(timeout: timeout, { !process.isRunning }) {
             kill(pid, SIGKILL)
-            process.waitUntilExit()
+            Self.awaitKilled(process)
             return nil
         }
         return process.terminationStatus
@@ -55,8 +55,14 @@ final class WSRelayProcess {
     deinit {
         if process.isRunning {
             kill(pid, SIGKILL)
-            process.waitUntilExit()
+            Self.awaitKilled(process)
         }
+    }
+
+    /// Bounded, unlike `waitUntilExit()`: under ThreadSanitizer Foundation once never noticed that a child had
+    /// exited (a zombie nobody reaped), and the whole test process hung there.
+    private static func awaitKilled(_ process: Process) {
+        _ = eventually(timeout: .seconds(10)) { !process.isRunning }
     }
 
     /// Runs another program (e.g. `setpriv` wrapping wsrelay) to completion.
