@@ -72,6 +72,9 @@ struct FdExhaustionTests {
         // The daemon gives its reserve up for the libraries under it (libdispatch traps when it cannot open
         // /proc/<tid>/stat) and stops making descriptors of its own until enough are free again.
         #expect(eventually { daemon.log.contains("out of file descriptors: released") }, "\(daemon.log.suffix(3000))")
+        // The operator can still ask: the control socket is served while descriptors are scarce.
+        #expect(eventually { (ControlSocket.upstream("steady", in: dir)?.messages ?? 0) > 0 },
+                "no status while descriptors are scarce: \(daemon.log.suffix(2000))")
         // RLIMIT_NOFILE caps descriptor numbers, not their count: when flappy's socket (a low number) closes,
         // that number can be taken again — by flappy or by the waiting subscriber. Which one wins is a race, so
         // the test asserts the failures that did happen (above), not that every attempt failed.

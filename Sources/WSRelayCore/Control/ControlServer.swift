@@ -53,7 +53,8 @@ final class ControlServer: Service, Sendable {
                 try await ServerBootstrap(group: group)
                     .serverChannelOption(ChannelOptions.backlog, value: 64)
                     .serverChannelInitializer { channel in
-                        AcceptFailureBackoff.install(on: channel, label: "control socket \(path)", logger: logger)
+                        AcceptFailureBackoff.install(on: channel, label: "control socket \(path)", logger: logger,
+                                                     holdWhileScarce: false)
                     }
                     .bind(unixDomainSocketPath: path) { channel in
                         channel.eventLoop.makeCompletedFuture {

@@ -4,9 +4,10 @@ import NIOCore
 
 /// Sits on every listening channel (unix sinks, the control socket, the metrics endpoint): names each failed
 /// `accept` in one log line and, when the process is out of descriptors (EMFILE/ENFILE) or kernel memory,
-/// stops accepting for a second; while descriptors are scarce (`DescriptorReserve`) it accepts nothing at
-/// all. The waiting peers stay queued in the kernel and are accepted once descriptors are free; the daemon
-/// carries on.
+/// stops accepting for a second; while descriptors are scarce (`DescriptorReserve`) the subscriber and
+/// metrics listeners accept nothing at all (the control socket still does: one descriptor for an operator's
+/// `wsrelay status` is worth it exactly then). The waiting peers stay queued in the kernel and are accepted once
+/// descriptors are free; the daemon carries on.
 ///
 /// Why not NIO's `AcceptBackoffHandler`: it delays the channel's next `read()`, but a failed accept leaves
 /// NIO's server channel with a read pending and still registered for readability, and a listener with a
@@ -24,22 +25,27 @@ final class AcceptFailureBackoff: ChannelDuplexHandler {
     private let label: String
     private let logger: Logger
     private let reserve: DescriptorReserve
+    private let holdWhileScarce: Bool
     private var retry: Scheduled<Void>?
     private var readHeld = false
     private var autoReadOff = false
 
-    init(label: String, logger: Logger, reserve: DescriptorReserve = .process) {
+    init(label: String, logger: Logger, holdWhileScarce: Bool = true, reserve: DescriptorReserve = .process) {
         self.label = label
         self.logger = logger
+        self.holdWhileScarce = holdWhileScarce
         self.reserve = reserve
     }
 
     /// The `serverChannelInitializer` of every listener.
-    static func install(on channel: any Channel, label: String, logger: Logger) -> EventLoopFuture<Void> {
+    static func install(on channel: any Channel, label: String, logger: Logger, holdWhileScarce: Bool = true) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(AcceptFailureBackoff(label: label, logger: logger))
+            try channel.pipeline.syncOperations.addHandler(
+                AcceptFailureBackoff(label: label, logger: logger, holdWhileScarce: holdWhileScarce))
         }
     }
+
+    private var holding: Bool { holdWhileScarce && reserve.isScarce }
 
     /// Failures that end by themselves once something else closes or frees memory.
     static func isTransient(_ errno: CInt) -> Bool {
@@ -47,7 +53,7 @@ final class AcceptFailureBackoff: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        guard reserve.isScarce else { return context.read() }
+        guard holding else { return context.read() }
         readHeld = true
         armRetry(context: context)
     }
@@ -71,7 +77,7 @@ final class AcceptFailureBackoff: ChannelDuplexHandler {
         guard retry == nil else { return }
         retry = context.eventLoop.assumeIsolated().scheduleTask(in: Self.pause) { [self] in
             retry = nil
-            if reserve.isScarce { return armRetry(context: context) }
+            if holding { return armRetry(context: context) }
             if readHeld {
                 readHeld = false
                 context.read()
