@@ -16,6 +16,10 @@ struct FdExhaustionTests {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
     }
 
+    static func highestDescriptor(_ pid: Int32) -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap { Int($0) }.max() ?? -1
+    }
+
     static func prlimit(_ pid: Int32, soft: Int, in dir: TemporaryDirectory) throws {
         let result = try WSRelayProcess.runExternal("/usr/bin/prlimit", ["--pid", "\(pid)", "--nofile=\(soft):"], directory: dir, name: "prlimit")
         #expect(result.status == 0, "prlimit: \(result.stderr)")
@@ -114,5 +118,37 @@ struct FdExhaustionTests {
             let seqs = EnvelopeLine.parse(file: dir.file("out.jsonl")).filter { $0.upstream == name }.compactMap(\.seq)
             #expect(seqs == Array(1..<(seqs.count + 1)), "\(name): a hole in seq")
         }
+    }
+
+    @Test("a limit that leaves only a few descriptors free is noticed before any call fails, and its end too")
+    func fewLeftIsNoticedEarly() async throws {
+        let server = try await SimulatorServer.start(group: MultiThreadedEventLoopGroup.singleton)
+        defer { Task { await server.stop() } }
+        let dir = try TemporaryDirectory()
+        let daemon = try RunningDaemon(config: """
+            [daemon]
+            state_dir = "\(dir.path)"
+            control_socket = "\(dir.file("control.sock"))"
+
+            [[upstream]]
+            name = "steady"
+            url = "\(server.url)/steady?count=100000000&size=50&rate=100"
+
+            [[sink]]
+            type = "file"
+            path = "\(dir.file("out.jsonl"))"
+            fsync = "never"
+            """, in: dir)
+        #expect(eventually { EnvelopeLine.parse(file: dir.file("out.jsonl")).count > 10 })
+        let pid = daemon.process.pid
+        // Three numbers above the highest open one (and whatever holes lie below it): nothing fails yet, but the
+        // fourth number below the limit is taken, so the probe says descriptors are scarce.
+        try Self.prlimit(pid, soft: Self.highestDescriptor(pid) + 4, in: dir)
+        #expect(eventually { daemon.log.contains("out of file descriptors: released") }, "\(daemon.log.suffix(2000))")
+        #expect(!daemon.log.lowercased().contains("too many open files"), "a call failed before the probe noticed: \(daemon.log.suffix(2000))")
+        // Room again: the scarcity ends by itself.
+        try Self.prlimit(pid, soft: Self.highestDescriptor(pid) + 200, in: dir)
+        #expect(eventually { daemon.log.contains("file descriptors are available again") }, "\(daemon.log.suffix(2000))")
+        #expect(daemon.stop() == 0)
     }
 }

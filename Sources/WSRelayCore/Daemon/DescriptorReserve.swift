@@ -16,7 +16,7 @@ import NIOConcurrencyHelpers
 /// `RLIMIT_NOFILE` is per process, so there is one reserve per process (`process`); the daemon fills it
 /// once at start. Anything that makes a descriptor reports EMFILE/ENFILE here (`exhausted`), and
 /// `DescriptorWatchService` probes once a second: it notices a limit lowered under the daemon (`prlimit`)
-/// and growth into the last `margin` descriptors before they are all gone, and ends the scarcity once the
+/// and growth into the last `margin` numbers before they are all gone, and ends the scarcity once the
 /// reserve and a margin can be opened again.
 public final class DescriptorReserve: Sendable {
     public static let process = DescriptorReserve()
@@ -65,9 +65,11 @@ public final class DescriptorReserve: Sendable {
         }
     }
 
-    /// Once a second (`DescriptorWatchService`). While plenty: is any of the last `margin` descriptor numbers
-    /// under the soft limit still free? If not, scarcity starts now. While scarce: can the reserve and the
-    /// margin be opened? If so, the reserve is kept, the margin closed, and scarcity ends.
+    /// Once a second (`DescriptorWatchService`). Descriptors are handed out lowest number first, so the number
+    /// `margin` below the soft limit is taken only once (nearly) every lower one is: while plenty, finding it
+    /// taken starts a scarcity with fewer than `margin` numbers left. While scarce: once the reserve and
+    /// `margin` more can be opened and that number is free again, the reserve is kept, the rest closed, and the
+    /// scarcity ends.
     public func check() -> Transition? {
         if isScarce {
             var opened: [CInt] = []
@@ -76,7 +78,7 @@ public final class DescriptorReserve: Sendable {
                 guard fd >= 0 else { break }
                 opened.append(fd)
             }
-            guard opened.count == Self.size + Self.margin else {
+            guard opened.count == Self.size + Self.margin, Self.numberNearLimitIsFree(probingWith: opened[0]) != false else {
                 for fd in opened { close(fd) }
                 return nil
             }
@@ -87,18 +89,23 @@ public final class DescriptorReserve: Sendable {
                 return .recovered
             }
         }
+        guard let held = state.withLockedValue({ $0.held.first }) else { return nil }
+        return Self.numberNearLimitIsFree(probingWith: held) == false ? exhausted() : nil
+    }
+
+    /// Whether the number `margin` below the soft limit is free (asked by duplicating `descriptor` onto the
+    /// lowest free number from there); nil when not asked.
+    private static func numberNearLimitIsFree(probingWith descriptor: CInt) -> Bool? {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return nil }
         let soft = Int(clamping: limit.rlim_cur)
         // Asking for a number near the limit makes the kernel grow the descriptor table that far (8 bytes a
         // slot, kept): fine up to the unit's LimitNOFILE=65536; above that the first EMFILE is the signal.
-        guard soft <= Self.highestProbedLimit else { return nil }
-        let probe = fcntl(0, F_DUPFD_CLOEXEC, CInt(max(3, soft - Self.margin)))
-        if probe >= 0 {
-            close(probe)
-            return nil
-        }
-        return errno == EMFILE || errno == EINVAL ? exhausted() : nil
+        guard soft <= highestProbedLimit else { return nil }
+        let number = CInt(max(3, soft - margin))
+        let probe = fcntl(descriptor, F_DUPFD_CLOEXEC, number)
+        if probe >= 0 { close(probe) }
+        return probe == number
     }
 
     /// EMFILE (this process) or ENFILE (the whole system).
