@@ -25,20 +25,36 @@ struct FdExhaustionTests {
         #expect(result.status == 0, "prlimit: \(result.stderr)")
     }
 
+    /// A daemon with a steady upstream written to a file, plus whatever `extra` adds (more upstreams, sinks).
+    static func config(_ dir: TemporaryDirectory, server: SimulatorServer, extra: String = "") -> String {
+        """
+        [daemon]
+        state_dir = "\(dir.path)"
+        control_socket = "\(dir.file("control.sock"))"
+
+        [[upstream]]
+        name = "steady"
+        url = "\(server.url)/steady?count=100000000&size=50&rate=100"
+
+        [[sink]]
+        type = "file"
+        path = "\(dir.file("out.jsonl"))"
+        fsync = "never"
+        \(extra)
+        """
+    }
+
     @Test("out of descriptors: a clear line per failed connect and subscriber, no crash, recovery when descriptors free up")
     func outOfDescriptors() async throws {
         let server = try await SimulatorServer.start(group: MultiThreadedEventLoopGroup.singleton)
         defer { Task { await server.stop() } }
         let dir = try TemporaryDirectory()
         let sock = dir.file("sub.sock")
-        let daemon = try RunningDaemon(config: """
-            [daemon]
-            state_dir = "\(dir.path)"
-            control_socket = "\(dir.file("control.sock"))"
+        let daemon = try RunningDaemon(config: Self.config(dir, server: server, extra: """
 
-            [[upstream]]
-            name = "steady"
-            url = "\(server.url)/steady?count=100000000&size=50&rate=100"
+            [[sink]]
+            type = "unix"
+            path = "\(sock)"
 
             [[upstream]]
             name = "flappy"
@@ -46,16 +62,7 @@ struct FdExhaustionTests {
             [upstream.reconnect]
             initial = "100ms"
             max = "500ms"
-
-            [[sink]]
-            type = "file"
-            path = "\(dir.file("out.jsonl"))"
-            fsync = "never"
-
-            [[sink]]
-            type = "unix"
-            path = "\(sock)"
-            """, in: dir, environment: ["WATCHDOG_USEC": "1000000"])
+            """), in: dir, environment: ["WATCHDOG_USEC": "1000000"])
         let group = MultiThreadedEventLoopGroup.singleton
         var subscribers: [SinkTestSubscriber] = []
         for _ in 0..<24 { subscribers.append(try await SinkTestSubscriber.connect(sock, group: group)) }
@@ -125,20 +132,7 @@ struct FdExhaustionTests {
         let server = try await SimulatorServer.start(group: MultiThreadedEventLoopGroup.singleton)
         defer { Task { await server.stop() } }
         let dir = try TemporaryDirectory()
-        let daemon = try RunningDaemon(config: """
-            [daemon]
-            state_dir = "\(dir.path)"
-            control_socket = "\(dir.file("control.sock"))"
-
-            [[upstream]]
-            name = "steady"
-            url = "\(server.url)/steady?count=100000000&size=50&rate=100"
-
-            [[sink]]
-            type = "file"
-            path = "\(dir.file("out.jsonl"))"
-            fsync = "never"
-            """, in: dir)
+        let daemon = try RunningDaemon(config: Self.config(dir, server: server), in: dir)
         #expect(eventually { EnvelopeLine.parse(file: dir.file("out.jsonl")).count > 10 })
         let pid = daemon.process.pid
         // Three numbers above the highest open one (and whatever holes lie below it): nothing fails yet, but the

@@ -26,11 +26,6 @@ public final class DescriptorReserve: Sendable {
     static let margin = 4
     static let highestProbedLimit = 65_536
 
-    public enum Transition: Sendable, Equatable {
-        case becameScarce
-        case recovered
-    }
-
     private struct State {
         var held: [CInt] = []
         var scarce = false
@@ -41,27 +36,18 @@ public final class DescriptorReserve: Sendable {
     /// Descriptors are short: make no new connections or subscribers of our own.
     public var isScarce: Bool { state.withLockedValue { $0.scarce } }
 
-    /// Opens the reserve (start-up; again after a scarcity ended).
+    /// Opens the reserve (start-up).
     public func fill() {
-        state.withLockedValue { state in
-            while state.held.count < Self.size {
-                let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { return }
-                state.held.append(fd)
-            }
-        }
+        state.withLockedValue { state in state.held += Self.openSpares(Self.size - state.held.count) }
     }
 
-    /// Any thread: making a descriptor just failed with EMFILE/ENFILE. Gives the reserve up; returns
-    /// `.becameScarce` for the first report of an episode, nil after (`DescriptorWatchService` logs it).
-    @discardableResult
-    public func exhausted() -> Transition? {
+    /// Any thread: making a descriptor just failed with EMFILE/ENFILE. Gives the reserve up and marks
+    /// descriptors scarce (`DescriptorWatchService` logs it).
+    public func exhausted() {
         state.withLockedValue { state in
             for fd in state.held { close(fd) }
             state.held.removeAll()
-            if state.scarce { return nil }
             state.scarce = true
-            return .becameScarce
         }
     }
 
@@ -70,27 +56,33 @@ public final class DescriptorReserve: Sendable {
     /// taken starts a scarcity with fewer than `margin` numbers left. While scarce: once the reserve and
     /// `margin` more can be opened and that number is free again, the reserve is kept, the rest closed, and the
     /// scarcity ends.
-    public func check() -> Transition? {
+    public func check() {
         if isScarce {
-            var opened: [CInt] = []
-            while opened.count < Self.size + Self.margin {
-                let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { break }
-                opened.append(fd)
-            }
+            let opened = Self.openSpares(Self.size + Self.margin)
             guard opened.count == Self.size + Self.margin, Self.numberNearLimitIsFree(probingWith: opened[0]) != false else {
                 for fd in opened { close(fd) }
-                return nil
+                return
             }
             for fd in opened.dropFirst(Self.size) { close(fd) }
-            return state.withLockedValue { state in
+            state.withLockedValue { state in
                 state.held += opened.prefix(Self.size)
                 state.scarce = false
-                return .recovered
             }
+            return
         }
-        guard let held = state.withLockedValue({ $0.held.first }) else { return nil }
-        return Self.numberNearLimitIsFree(probingWith: held) == false ? exhausted() : nil
+        guard let held = state.withLockedValue({ $0.held.first }) else { return }
+        if Self.numberNearLimitIsFree(probingWith: held) == false { exhausted() }
+    }
+
+    /// Up to `count` descriptors on /dev/null (fewer when they run out).
+    private static func openSpares(_ count: Int) -> [CInt] {
+        var opened: [CInt] = []
+        while opened.count < count {
+            let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { break }
+            opened.append(fd)
+        }
+        return opened
     }
 
     /// Whether the number `margin` below the soft limit is free (asked by duplicating `descriptor` onto the

@@ -24,7 +24,7 @@ public struct DescriptorWatchService: Service {
         let logger = self.logger
         let logged = NIOLockedValueBox(false)
         let task = loop.scheduleRepeatedTask(initialDelay: Self.interval, delay: Self.interval) { _ in
-            _ = reserve.check()
+            reserve.check()
             let scarce = reserve.isScarce
             let changed = logged.withLockedValue { was -> Bool in
                 defer { was = scarce }

@@ -55,8 +55,10 @@ final class BackgroundFileSync: Sendable {
         }
         guard let descriptor else { return false }
         pool.submit { [state, onFailure] _ in
-            if fdatasync(descriptor) != 0 && errno != EINVAL && errno != EROFS {
-                onFailure(SystemError(errno: errno, operation: "fsync"))
+            do throws(SystemError) {
+                try FileOutput.sync(descriptor)
+            } catch {
+                onFailure(error)
             }
             state.withLockedValue { $0.busy = false }
         }

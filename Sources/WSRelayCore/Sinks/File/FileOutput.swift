@@ -192,6 +192,12 @@ final class FileOutput {
 
     func sync() throws(SystemError) {
         guard case .path = target, fd >= 0 else { return }
+        try Self.sync(fd)
+    }
+
+    /// `fdatasync`, where a file that cannot be synced (EINVAL, EROFS) is not an error. Also used by
+    /// `BackgroundFileSync` on its duplicate descriptor.
+    static func sync(_ fd: Int32) throws(SystemError) {
         if fdatasync(fd) != 0 && errno != EINVAL && errno != EROFS {
             throw SystemError(errno: errno, operation: "fsync")
         }
