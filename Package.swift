@@ -31,6 +31,8 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
+        // glibc's <malloc.h> (header only): see MallocTuning.
+        .systemLibrary(name: "CGlibcMalloc"),
         .systemLibrary(
             name: "CNats",
             pkgConfig: "libnats",
@@ -40,6 +42,7 @@ let package = Package(
             name: "WSRelayCore",
             dependencies: [
                 "CSystemd",
+                "CGlibcMalloc",
                 "CNats",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -107,6 +107,7 @@ public final class Daemon {
             "config": "\(launch.options.configPath)",
             "upstreams": "\(configuration.upstreams.count)",
             "sinks": "\(configuration.sinks.count)",
+            "malloc": "\(launch.malloc.summary)",
         ])
 
         let handling = makeSignalHandling(serviceGroup: serviceGroup, reloader: reloader, deadline: deadline)

@@ -11,6 +11,8 @@ public struct PreparedLaunch: Sendable {
     public var readiness: Daemonizer.ReadinessPipe?
     public var logLevel: LogLevelControl
     public var logDestination: LogDestination
+    /// Whether the relay's malloc thresholds were set (see `MallocTuning`).
+    public var malloc: MallocTuning.Outcome = .applied
 }
 
 /// The synchronous first half of `wsrelay run`: read the config, take the PID file, fork, set up logging.
@@ -67,6 +69,7 @@ public enum Launcher {
             }
         }
         FileDescriptorLimit.raiseSoftLimitToHard()
+        let malloc = MallocTuning.apply(environment: environment)
 
         return PreparedLaunch(
             options: options,
@@ -75,7 +78,8 @@ public enum Launcher {
             pidFile: pidFile,
             readiness: readiness,
             logLevel: control,
-            logDestination: destination
+            logDestination: destination,
+            malloc: malloc
         )
     }
 
