@@ -65,9 +65,11 @@ def median_run(runs):
     return ordered[(len(ordered) - 1) // 2]
 
 
-def run_throughput(ctx, scale, repeat, only_sinks, sources):
+def run_throughput(ctx, scale, repeat, only_sinks, sources, only_sizes=None):
     results = []
     for source, (count, size) in ((source, case) for source in sources for case in (scale["small"], scale["large"])):
+        if only_sizes and size not in only_sizes:
+            continue
         for sink in throughput.SINKS:
             if only_sinks and sink not in only_sinks:
                 continue
@@ -202,6 +204,8 @@ def main():
     parser.add_argument("--latency-connections", action="append", type=int,
                         help="latency: also with this many upstreams busy at once, the rate spread over them "
                              "(repeatable; wsrelay only; default: 1 only)")
+    parser.add_argument("--size", action="append", type=int,
+                        help="throughput: only messages of this many bytes (repeatable; the scale's sizes are 100 and 4096)")
     parser.add_argument("--repeat", type=int, default=3, help="throughput and storm runs per case; the median is reported")
     parser.add_argument("--wsrelay", required=True)
     parser.add_argument("--simulator", required=True)
@@ -236,7 +240,7 @@ def main():
     started = time.monotonic()
     try:
         if "throughput" in sections:
-            data["results"] += run_throughput(ctx, scale, args.repeat, args.sink, args.flood or list(simulator.SOURCES))
+            data["results"] += run_throughput(ctx, scale, args.repeat, args.sink, args.flood or list(simulator.SOURCES), args.size)
         if "latency" in sections:
             data["results"] += run_latency(ctx, scale, args.latency_connections or [])
         if "idle" in sections:

@@ -17,7 +17,7 @@ import Glibc
 /// of each heap (glibc keeps free chunks below the top mapped with or without this), until
 /// `returnFreeMemory()` gives it back.
 ///
-/// An operator's own malloc settings win: with `glibc.malloc.*` in `GLIBC_TUNABLES` or a `MALLOC_*_`
+/// An operator's own malloc settings win: with `glibc.malloc.*` in `GLIBC_TUNABLES` or a `MALLOC_*`
 /// variable in the environment nothing is changed.
 public enum MallocTuning {
     /// Allocations from this size up get their own mapping: only large messages (the default
@@ -55,7 +55,7 @@ public enum MallocTuning {
     /// The variable through which the environment sets malloc's thresholds or arenas, if any.
     static func environmentSetting(_ environment: [String: String]) -> String? {
         if let tunables = environment["GLIBC_TUNABLES"], tunables.contains("glibc.malloc.") { return "GLIBC_TUNABLES" }
-        return environment.keys.sorted().first { $0.hasPrefix("MALLOC_") && $0.hasSuffix("_") }
+        return environment.keys.sorted().first { $0.hasPrefix("MALLOC_") }
     }
 
     /// Gives free heap memory back to the kernel (all arenas). For quiet moments: memory touched again
