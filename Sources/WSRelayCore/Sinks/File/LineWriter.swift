@@ -14,6 +14,15 @@ import NIOCore
 ///   (writers never wait for each other). A full pipe or socket writes nothing and the thread waits for it
 ///   to drain outside the gate, so a reader that stops delays neither a forced exit nor an abort.
 ///
+/// ## Coalescing
+/// Waking the writer costs a futex call on the event loop and a context switch, about as much as writing a
+/// 4 KiB line. When a source sends one small message per TCP segment (most asyncio servers do), every read
+/// is one line and every line would wake the writer: 4.6–5.9 µs of relay CPU per 100-byte message from
+/// picows, against 0.55 µs when reads carry hundreds of lines. So after a write the writer lingers for
+/// `linger` (1 ms): lines queued meanwhile do not wake it unless they add up to `lingerBypassBytes`, and
+/// go out together when it ends. A writer that found nothing after lingering sleeps as before, so a quiet
+/// stream's line is written at once; in a flood of small reads a line waits at most 1 ms longer.
+///
 /// ## Guarantees
 /// - Lines are written whole and in queue order. A short write keeps the unwritten remainder at the head of
 ///   the queue and writes it first; nothing else is ever written between the two parts.
@@ -38,6 +47,9 @@ final class LineWriter: @unchecked Sendable {
         var identityCheckInterval: Duration = .seconds(1)
         var retryInitial: Duration = .milliseconds(100)
         var retryMax: Duration = .seconds(5)
+        /// After a write, how long new lines may wait for more before the writer is woken for them (see
+        /// "Coalescing" above); zero wakes it for every batch.
+        var linger: Duration = LineWriter.defaultLinger
     }
 
     struct Counters: Sendable {
@@ -63,6 +75,8 @@ final class LineWriter: @unchecked Sendable {
 
     // MARK: Guarded by `thread`'s lock
     private var queue: [ByteBuffer] = []
+    /// Bytes in `queue` (for the linger bypass).
+    private var queuedBytes = 0
     private var machine: SinkQueueStateMachine
     private var reopenRequested = false
     private var counters = Counters()
@@ -77,11 +91,17 @@ final class LineWriter: @unchecked Sendable {
     private var lastIdentityCheck = ContinuousClock.now
     private var lastSync = ContinuousClock.now
     private var dirty = false
+    /// Something was written since the writer last slept: its next sleep lingers.
+    private var wroteSinceSleep = false
     /// `fsync = "interval"` on a file: the periodic sync runs beside the writer (created when the loop starts).
     private var backgroundSync: BackgroundFileSync?
     private let vectors = UnsafeMutablePointer<iovec>.allocate(capacity: LineWriter.maximumVectors)
 
     static let maximumVectors = 1024
+    static let defaultLinger: Duration = .milliseconds(1)
+    /// Queued bytes that wake a lingering writer at once: a read's worth of lines, as a flood of large
+    /// messages or of batched reads brings, is never held back.
+    static let lingerBypassBytes = 64 * 1024
     static let maximumBytesPerWrite = 8 * 1024 * 1024
     /// How long one wait for a full pipe or socket lasts before the writer looks at its requests again.
     static let fullWaitMilliseconds: Int32 = 100
@@ -117,8 +137,11 @@ final class LineWriter: @unchecked Sendable {
                 counters.droppedAfterStop += UInt64(batch.messageCount)
                 return
             }
-            let outcome = machine.admit(batch, selection: selection, events: events) { lines, _ in queue.append(lines) }
-            thread.wakeIfSleeping()
+            let outcome = machine.admit(batch, selection: selection, events: events) { lines, _ in
+                queue.append(lines)
+                queuedBytes += lines.readableBytes
+            }
+            thread.wakeIfSleeping(urgent: queuedBytes >= Self.lingerBypassBytes)
             if outcome.pause { registry.pause(by: token, upstreams: selection) }
         }
     }
@@ -126,7 +149,7 @@ final class LineWriter: @unchecked Sendable {
     func requestReopen() {
         thread.withLock {
             reopenRequested = true
-            thread.wakeIfSleeping()
+            thread.wakeIfSleeping(urgent: true)
         }
     }
 
@@ -202,6 +225,7 @@ final class LineWriter: @unchecked Sendable {
                         pending.append(contentsOf: queue)
                         queue.removeAll(keepingCapacity: true)
                     }
+                    queuedBytes = 0
                 }
                 let reopen = reopenRequested
                 reopenRequested = false
@@ -211,7 +235,14 @@ final class LineWriter: @unchecked Sendable {
                     return .work(reopen: reopen)
                 }
                 if thread.stopRequest == .drain && !hasPending { return .finish }
-                thread.sleep(until: nextWake(now))
+                if wroteSinceSleep && configuration.linger > .zero {
+                    wroteSinceSleep = false
+                    let lingerEnd = now + configuration.linger
+                    thread.sleep(until: nextWake(now).map { min($0, lingerEnd) } ?? lingerEnd, lingering: true)
+                } else {
+                    wroteSinceSleep = false
+                    thread.sleep(until: nextWake(now))
+                }
             }
         }
     }
@@ -296,7 +327,7 @@ final class LineWriter: @unchecked Sendable {
         case .success(let n):
             consume(n)
             if n == 0 { output.waitUntilWritable(milliseconds: Self.fullWaitMilliseconds) }
-            if n > 0 { dirty = true }
+            if n > 0 { dirty = true; wroteSinceSleep = true }
             if let recovery = episode.succeeded(now: .now) { logRecovery(recovery) }
         case .failure(let error):
             failed(error)

@@ -29,6 +29,8 @@ final class SinkWriterThread: @unchecked Sendable {
     /// The thread has stopped (or never ran and never will): later work is refused and counted.
     var finished = false
     private var sleeping = false
+    /// The thread sleeps to let small work gather (see `sleep(until:lingering:)`): only urgent work wakes it.
+    private var lingering = false
 
     init() {
         pthread_mutex_init(mutex, nil)
@@ -53,10 +55,11 @@ final class SinkWriterThread: @unchecked Sendable {
         return try body()
     }
 
-    /// Lock held: new work was queued; wakes the thread only if it sleeps (no syscall otherwise).
+    /// Lock held: new work was queued; wakes the thread only if it sleeps (no syscall otherwise), and while it
+    /// lingers only if `urgent`.
     @inline(__always)
-    func wakeIfSleeping() {
-        if sleeping { pthread_cond_signal(condition) }
+    func wakeIfSleeping(urgent: Bool = true) {
+        if sleeping && (urgent || !lingering) { pthread_cond_signal(condition) }
     }
 
     /// Lock held: something the thread must look at changed even while it is busy (a connection event).
@@ -73,10 +76,12 @@ final class SinkWriterThread: @unchecked Sendable {
     }
 
     /// Lock held, on the sink's thread. Sleeps until woken or `deadline` (nil: indefinitely); spurious
-    /// wake-ups are possible, so callers re-check their condition.
-    func sleep(until deadline: ContinuousClock.Instant?) {
+    /// wake-ups are possible, so callers re-check their condition. `lingering`: only `wakeIfSleeping(urgent:
+    /// true)`, `wake()` and stop requests end the sleep before `deadline`.
+    func sleep(until deadline: ContinuousClock.Instant?, lingering: Bool = false) {
         sleeping = true
-        defer { sleeping = false }
+        self.lingering = lingering
+        defer { sleeping = false; self.lingering = false }
         guard let deadline else {
             pthread_cond_wait(condition, mutex)
             return
