@@ -209,6 +209,7 @@ public final class UpstreamConnection: @unchecked Sendable {
     // MARK: - Pipeline
 
     private func configure(_ channel: any Channel) throws {
+        try channel.pipeline.syncOperations.addHandler(SmallReadPacer())
         if let proxy = options.proxy {
             try channel.pipeline.syncOperations.addHandler(makeProxyHandler(proxy))
         } else {
