@@ -8,14 +8,13 @@ import Glibc
 /// memory above 128 KiB at the top of a heap is given back at once (trim). The relay is a queue: event loops
 /// allocate read and batch buffers (a burst of sixty-four 4 KiB messages is one 256 KiB batch) and a writer
 /// thread frees them moments later, so with the defaults much of what flowed through came back as fresh
-/// pages: 68,000–119,000 page faults per 200,000 × 4 KiB messages into a raw file, 0.8 CPU s. With these
-/// two thresholds about 5,000 and 0.5 CPU s, 256,000–362,000 → 500,000–518,000 msg/s (bench/RESULTS.md,
-/// "Memory the relay cycles through"). Either threshold alone is worse than none: set by hand, the other one
-/// keeps glibc's initial 128 KiB (600,000 faults with only the trim threshold raised).
+/// pages: 68,000–119,000 page faults per 200,000 × 4 KiB messages into a raw file, 0.73–1.34 CPU s. With these
+/// two thresholds about 5,000 and 0.51–0.59 CPU s; median of 6 runs 301,776 → 487,581 msg/s (bench/RESULTS.md,
+/// "Issue #15, session 7"). Either threshold alone is worse than none: set by hand, the other one keeps
+/// glibc's initial 128 KiB (600,000 faults with only the trim threshold raised).
 ///
 /// What it costs: memory freed after a burst stays mapped, up to `trimThreshold` per malloc arena at the top
-/// of each heap (glibc keeps free chunks below the top mapped with or without this), until
-/// `returnFreeMemory()` gives it back.
+/// of each heap (glibc keeps free chunks below the top mapped with or without this).
 ///
 /// An operator's own malloc settings win: with `glibc.malloc.*` in `GLIBC_TUNABLES` or a `MALLOC_*`
 /// variable in the environment nothing is changed.
@@ -56,11 +55,5 @@ public enum MallocTuning {
     static func environmentSetting(_ environment: [String: String]) -> String? {
         if let tunables = environment["GLIBC_TUNABLES"], tunables.contains("glibc.malloc.") { return "GLIBC_TUNABLES" }
         return environment.keys.sorted().first { $0.hasPrefix("MALLOC_") }
-    }
-
-    /// Gives free heap memory back to the kernel (all arenas). For quiet moments: memory touched again
-    /// afterwards costs page faults.
-    public static func returnFreeMemory() {
-        _ = malloc_trim(0)
     }
 }
