@@ -90,8 +90,12 @@ public final class UpstreamConnection: @unchecked Sendable {
     private var closeFrameWritten: EventLoopFuture<Void>?
     /// The complete messages of the current read burst, handed to the delegate together.
     private var burst: [InboundMessage] = []
-    /// When the last frame of any kind arrived (for idle detection).
+    /// When the last frame of any kind arrived (for idle detection): the start of its read burst.
     public private(set) var lastFrameAt: NIODeadline = .now()
+    /// The time the current read burst's frames arrived, read from the clocks at its first frame. Every frame
+    /// of one burst came out of the same socket read; two clock reads per frame were about a tenth of the
+    /// relay's CPU per 100-byte message from the simulator (bench/RESULTS.md, issue 15, session 7).
+    private var burstArrival: (monotonic: NIODeadline, wall: WallClockTime)?
     public private(set) var subprotocol: String?
     /// The agreed permessage-deflate parameters; nil while uncompressed (or not yet open).
     public private(set) var compression: PerMessageDeflateParameters?
@@ -313,14 +317,15 @@ public final class UpstreamConnection: @unchecked Sendable {
     }
 
     func frameReceived(_ frame: WebSocketFrame) {
-        lastFrameAt = .now()
+        let arrival = burstArrival ?? startBurst()
+        lastFrameAt = arrival.monotonic
         guard let action = decoder?.receive(frame) else { return }
         switch action {
         case .none:
             break
         case .message(let kind, let payload):
             guard machine.deliversMessages else { return }
-            burst.append(InboundMessage(kind: kind, payload: payload, receivedAt: .now()))
+            burst.append(InboundMessage(kind: kind, payload: payload, receivedAt: arrival.wall))
         case .replyPong(let payload):
             guard machine.isOpen, let channel else { return }
             channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: payload), promise: nil)
@@ -336,7 +341,14 @@ public final class UpstreamConnection: @unchecked Sendable {
     }
 
     func readBurstComplete() {
+        burstArrival = nil
         flushBurst()
+    }
+
+    private func startBurst() -> (monotonic: NIODeadline, wall: WallClockTime) {
+        let arrival = (monotonic: NIODeadline.now(), wall: WallClockTime.now())
+        burstArrival = arrival
+        return arrival
     }
 
     private func flushBurst() {
