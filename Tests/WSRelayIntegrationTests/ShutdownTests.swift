@@ -21,6 +21,10 @@ struct ShutdownTests {
             [[upstream]]
             name = "flood"
             url = "\(server.url)/flood?count=50000000&size=100&rate=4000"
+            # Seen once in a loaded full run: the first attempt's 101 came after the default 10 s, the daemon
+            # connected again, and the server's first messages went to the attempt it had given up.
+            connect_timeout = "60s"
+            handshake_timeout = "60s"
 
             [[sink]]
             type = "file"
@@ -32,7 +36,8 @@ struct ShutdownTests {
         #expect(daemon.stop() == 0, "\(daemon.log)")
 
         let connection = try #require(server.recorder.connections.first)
-        #expect(connection.closeCodeReceived == 1001)
+        #expect(server.recorder.connections.count == 1, "\(daemon.log)")
+        #expect(connection.closeCodeReceived == 1001, "\(daemon.log)")
         let text = try String(contentsOfFile: out, encoding: .utf8)
         #expect(text.hasSuffix("\n"), "torn last line")
         let lines = EnvelopeLine.parse(file: out)
