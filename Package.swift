@@ -138,7 +138,7 @@ let package = Package(
         .testTarget(
             name: "WSRelayCoreTests",
             dependencies: [
-                "WSRelayCore", "WSRelayTestSupport", "CGlibcMalloc",
+                "WSRelayCore", "WSRelayTestSupport",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
             ]
