@@ -38,6 +38,14 @@ struct LineWriterLingerTests {
 
         var counters: LineWriter.Counters { writer.snapshot.counters }
 
+        /// A writer that has just written line 1, so it lingers now.
+        static func afterFirstWrite(_ dir: TemporaryDirectory, linger: Duration) throws -> Harness {
+            let h = try Harness(dir, linger: linger)
+            h.enqueue(line: 1)
+            #expect(eventually(timeout: .seconds(10)) { h.counters.writes == 1 })
+            return h
+        }
+
         func stop() async throws {
             writer.requestStop(.drain)
             try await running.value
@@ -51,9 +59,7 @@ struct LineWriterLingerTests {
     @Test("lines queued while the writer lingers after a write go out together in one write")
     func smallLinesGather() async throws {
         let dir = try TemporaryDirectory()
-        let h = try Harness(dir, linger: .seconds(1))
-        h.enqueue(line: 1)
-        #expect(eventually(timeout: .seconds(10)) { h.counters.writes == 1 })
+        let h = try Harness.afterFirstWrite(dir, linger: .seconds(1))
         // Twenty lines 2 ms apart (40 ms, far inside the 1 s linger): without lingering, each would wake the
         // writer and be written on its own.
         for n in 2...21 {
@@ -69,9 +75,7 @@ struct LineWriterLingerTests {
     @Test("a read's worth of bytes wakes a lingering writer at once")
     func largeBatchBypasses() async throws {
         let dir = try TemporaryDirectory()
-        let h = try Harness(dir, linger: .seconds(30))
-        h.enqueue(line: 1)
-        #expect(eventually(timeout: .seconds(10)) { h.counters.writes == 1 })
+        let h = try Harness.afterFirstWrite(dir, linger: .seconds(30))
         h.enqueue(line: 2, bytes: LineWriter.lingerBypassBytes)
         // Within 10 s although the writer lingers for 30.
         #expect(eventually(timeout: .seconds(10)) { h.counters.bytesWritten == UInt64(16 + LineWriter.lingerBypassBytes) })
@@ -81,9 +85,7 @@ struct LineWriterLingerTests {
     @Test("a graceful stop does not wait for the linger: what is queued is written and the writer ends")
     func stopEndsTheLinger() async throws {
         let dir = try TemporaryDirectory()
-        let h = try Harness(dir, linger: .seconds(30))
-        h.enqueue(line: 1)
-        #expect(eventually(timeout: .seconds(10)) { h.counters.writes == 1 })
+        let h = try Harness.afterFirstWrite(dir, linger: .seconds(30))
         h.enqueue(line: 2)
         let started = ContinuousClock.now
         try await h.stop()

@@ -28,7 +28,8 @@ def frame_bytes(size):
     return size + 2 + (0 if size < 126 else 2 if size < 65536 else 8)
 
 
-def read_flood(port, path, expected, timeout):
+def open_flood(port, path, timeout):
+    """Connects and upgrades; returns the socket and how many flood bytes came with the 101."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     key = base64.b64encode(os.urandom(16)).decode()
     s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -47,7 +48,7 @@ def read_flood(port, path, expected, timeout):
 
 def run(source, count, size, pause_us=0, timeout=120):
     path = f"/feed?count={count}&size={size}&hold=1"
-    s, got = read_flood(source.port, path, count * frame_bytes(size), timeout)
+    s, got = open_flood(source.port, path, timeout)
     source.wait_open(1, 30)
     expected = count * frame_bytes(size)
     buffer = bytearray(1 << 22)

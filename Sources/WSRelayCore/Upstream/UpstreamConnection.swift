@@ -92,10 +92,11 @@ public final class UpstreamConnection: @unchecked Sendable {
     private var burst: [InboundMessage] = []
     /// When the last frame of any kind arrived (for idle detection): the start of its read burst.
     public private(set) var lastFrameAt: NIODeadline = .now()
-    /// The time the current read burst's frames arrived, read from the clocks at its first frame. Every frame
-    /// of one burst came out of the same socket read; two clock reads per frame were about a tenth of the
-    /// relay's CPU per 100-byte message from the simulator (bench/RESULTS.md, issue 15, session 7).
-    private var burstArrival: (monotonic: NIODeadline, wall: WallClockTime)?
+    /// The wall time the current read burst's frames arrived (nil between bursts). The clocks are read at a
+    /// burst's first frame, `lastFrameAt` with it: every frame of one burst came out of the same socket read,
+    /// and two clock reads per frame were about a tenth of the relay's CPU per 100-byte message from the
+    /// simulator (bench/RESULTS.md, issue 15, session 7).
+    private var burstReceivedAt: WallClockTime?
     public private(set) var subprotocol: String?
     /// The agreed permessage-deflate parameters; nil while uncompressed (or not yet open).
     public private(set) var compression: PerMessageDeflateParameters?
@@ -317,15 +318,14 @@ public final class UpstreamConnection: @unchecked Sendable {
     }
 
     func frameReceived(_ frame: WebSocketFrame) {
-        let arrival = burstArrival ?? startBurst()
-        lastFrameAt = arrival.monotonic
+        let receivedAt = burstReceivedAt ?? startBurst()
         guard let action = decoder?.receive(frame) else { return }
         switch action {
         case .none:
             break
         case .message(let kind, let payload):
             guard machine.deliversMessages else { return }
-            burst.append(InboundMessage(kind: kind, payload: payload, receivedAt: arrival.wall))
+            burst.append(InboundMessage(kind: kind, payload: payload, receivedAt: receivedAt))
         case .replyPong(let payload):
             guard machine.isOpen, let channel else { return }
             channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: payload), promise: nil)
@@ -341,14 +341,15 @@ public final class UpstreamConnection: @unchecked Sendable {
     }
 
     func readBurstComplete() {
-        burstArrival = nil
+        burstReceivedAt = nil
         flushBurst()
     }
 
-    private func startBurst() -> (monotonic: NIODeadline, wall: WallClockTime) {
-        let arrival = (monotonic: NIODeadline.now(), wall: WallClockTime.now())
-        burstArrival = arrival
-        return arrival
+    private func startBurst() -> WallClockTime {
+        lastFrameAt = .now()
+        let now = WallClockTime.now()
+        burstReceivedAt = now
+        return now
     }
 
     private func flushBurst() {

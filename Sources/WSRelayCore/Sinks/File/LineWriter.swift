@@ -235,12 +235,12 @@ final class LineWriter: @unchecked Sendable {
                     return .work(reopen: reopen)
                 }
                 if thread.stopRequest == .drain && !hasPending { return .finish }
-                if wroteSinceSleep && configuration.linger > .zero {
-                    wroteSinceSleep = false
+                let linger = wroteSinceSleep && configuration.linger > .zero
+                wroteSinceSleep = false
+                if linger {
                     let lingerEnd = now + configuration.linger
                     thread.sleep(until: nextWake(now).map { min($0, lingerEnd) } ?? lingerEnd, lingering: true)
                 } else {
-                    wroteSinceSleep = false
                     thread.sleep(until: nextWake(now))
                 }
             }
