@@ -33,6 +33,8 @@ let package = Package(
         ),
         // glibc's <malloc.h> (header only): see MallocTuning.
         .systemLibrary(name: "CGlibcMalloc"),
+        // glibc's posix_spawn_file_actions_addclosefrom_np (a declaration only): see ProcessRunner.
+        .systemLibrary(name: "CGlibcSpawn"),
         .systemLibrary(
             name: "CNats",
             pkgConfig: "libnats",
@@ -43,6 +45,7 @@ let package = Package(
             dependencies: [
                 "CSystemd",
                 "CGlibcMalloc",
+                "CGlibcSpawn",
                 "CNats",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -146,7 +149,7 @@ let package = Package(
         .testTarget(
             name: "WSRelayIntegrationTests",
             dependencies: [
-                "WSRelayCore", "WSRelaySimulator", "wsrelay", "WSRelayTestSupport",
+                "WSRelayCore", "WSRelaySimulator", "wsrelay", "WSRelayTestSupport", "CGlibcSpawn",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),

@@ -128,6 +128,18 @@ import WSRelayTestSupport
         #expect(try await provider.fetch().accessToken == "held-token")
     }
 
+    @Test func commandInheritsNoDescriptorButItsStandardThree() async throws {
+        // Open without close-on-exec, as a descriptor passed by systemd or a supervisor would be.
+        let inherited = open("/dev/null", O_RDONLY)
+        try #require(inherited > 2)
+        defer { close(inherited) }
+        let provider = CommandTokenProvider(
+            credential: "api",
+            argv: ["/bin/sh", "-c", "if [ -e /proc/$$/fd/\(inherited) ]; then echo inherited; else echo clean; fi"],
+            timeout: .seconds(10), logger: Logger(label: "t"))
+        #expect(try await provider.fetch().accessToken == "clean", "descriptor \(inherited) reached the command")
+    }
+
     @Test func missingProgram() async throws {
         let provider = CommandTokenProvider(credential: "api", argv: ["/nonexistent/token-helper"], timeout: .seconds(5),
                                             logger: Logger(label: "t"))

@@ -140,15 +140,10 @@ struct ProbeTests {
         // Re-sign the server key for a name the probe will not use (no IP entry either).
         try dir.write("other.ext", "subjectAltName=DNS:other.example\nbasicConstraints=CA:FALSE\n")
         let other = dir.file("other.pem")
-        let openssl = Process()
-        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        openssl.arguments = ["x509", "-req", "-in", dir.file("server.csr"), "-CA", certs.caCert, "-CAkey", dir.file("ca.key"),
-                             "-CAcreateserial", "-out", other, "-days", "2", "-extfile", dir.file("other.ext")]
-        openssl.standardOutput = FileHandle.nullDevice
-        openssl.standardError = FileHandle.nullDevice
-        try openssl.run()
-        openssl.waitUntilExit()
-        try #require(openssl.terminationStatus == 0)
+        let signed = try ChildProcess.run(
+            ["/usr/bin/openssl", "x509", "-req", "-in", dir.file("server.csr"), "-CA", certs.caCert, "-CAkey",
+             dir.file("ca.key"), "-CAcreateserial", "-out", other, "-days", "2", "-extfile", dir.file("other.ext")])
+        try #require(signed.status == 0, "\(signed.output)")
         let server = try await Self.tlsServer(TestCertificates(caCert: certs.caCert, serverCert: other, serverKey: certs.serverKey))
         defer { Task { await server.stop() } }
 

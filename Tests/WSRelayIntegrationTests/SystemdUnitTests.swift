@@ -9,16 +9,8 @@ struct SystemdUnitTests {
         .deletingLastPathComponent()
 
     static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-analyze")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let result = try ChildProcess.run(["/usr/bin/systemd-analyze"] + arguments)
+        return (result.status ?? -1, result.output)
     }
 
     /// A copy of the unit whose ExecStart points at the binary under test, so `verify` can check it exists.

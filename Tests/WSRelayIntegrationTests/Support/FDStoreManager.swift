@@ -134,84 +134,18 @@ final class FDStoreManager: @unchecked Sendable {
 
     /// Starts `wsrelay ARGUMENTS` with NOTIFY_SOCKET and FDSTORE set and the kept descriptors passed as
     /// LISTEN_FDS, through `/bin/sh` so that LISTEN_PID is the daemon's own pid (exec keeps it).
-    func start(_ arguments: [String], directory: TemporaryDirectory, name: String, capacity: Int = 64) throws -> SpawnedDaemon {
+    func start(_ arguments: [String], directory: TemporaryDirectory, name: String, capacity: Int = 64) throws -> WSRelayProcess {
         condition.lock()
         let passing = stored
         condition.unlock()
-        var environment = ProcessInfo.processInfo.environment
-        for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID",
-                    "LISTEN_FDNAMES", "FDSTORE", "WSRELAY_CONFIG"] {
-            environment[key] = nil
-        }
-        environment["NOTIFY_SOCKET"] = path
-        environment["FDSTORE"] = "\(capacity)"
+        var environment = ["NOTIFY_SOCKET": path, "FDSTORE": "\(capacity)"]
         if !passing.isEmpty {
             environment["LISTEN_FDS"] = "\(passing.count)"
             environment["LISTEN_FDNAMES"] = passing.map(\.name).joined(separator: ":")
         }
         let script = passing.isEmpty ? "exec \"$@\"" : "LISTEN_PID=$$; export LISTEN_PID; exec \"$@\""
-        return try SpawnedDaemon(["/bin/sh", "-c", script, "sh", WSRelayProcess.binaryPath] + arguments,
-                                 environment: environment, descriptors: passing.map(\.fd), directory: directory, name: name)
-    }
-}
-
-/// A child started with `posix_spawn`, so that chosen descriptors land at 3, 4, ... in it (Foundation's
-/// `Process` does not pass descriptors).
-final class SpawnedDaemon {
-    let pid: pid_t
-    let stderrPath: String
-    private var status: Int32?
-
-    init(_ argv: [String], environment: [String: String], descriptors: [Int32], directory: TemporaryDirectory,
-         name: String) throws {
-        stderrPath = directory.file("\(name).stderr")
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, directory.file("\(name).stdout"), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        // Copies above any target number first, so no dup2 overwrites a descriptor still to be passed.
-        let copies = descriptors.map { fcntl($0, F_DUPFD_CLOEXEC, 1000) }
-        defer { for copy in copies where copy >= 0 { close(copy) } }
-        for (index, copy) in copies.enumerated() {
-            posix_spawn_file_actions_adddup2(&actions, copy, 3 + Int32(index))
-        }
-        let cArguments = argv.map { strdup($0) } + [nil]
-        let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for pointer in cArguments { free(pointer) }
-            for pointer in cEnvironment { free(pointer) }
-        }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, nil, cArguments, cEnvironment)
-        guard rc == 0 else { throw POSIXError(.init(rawValue: rc) ?? .EIO) }
-        self.pid = pid
-    }
-
-    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
-
-    func signal(_ signal: Int32) { kill(pid, signal) }
-
-    /// Waits for exit (bounded; killed at the deadline, then nil).
-    @discardableResult
-    func waitForExit(timeout: Duration = .seconds(30)) -> Int32? {
-        if let status { return status }
-        var raw: Int32 = 0
-        if eventually(timeout: timeout, { waitpid(pid, &raw, WNOHANG) == pid }) {
-            status = (raw & 0x7F) == 0 ? (raw >> 8) & 0xFF : 128 + (raw & 0x7F)
-            return status
-        }
-        kill(pid, SIGKILL)
-        waitpid(pid, &raw, 0)
-        return nil
-    }
-
-    deinit {
-        if status == nil {
-            kill(pid, SIGKILL)
-            var raw: Int32 = 0
-            waitpid(pid, &raw, 0)
-        }
+        return try WSRelayProcess(["-c", script, "sh", WSRelayProcess.binaryPath] + arguments, directory: directory,
+                                  environment: environment, name: name, executable: "/bin/sh",
+                                  passing: passing.map(\.fd))
     }
 }

@@ -10,7 +10,7 @@ final class NetworkNamespace {
     let innerInterface: String
     let hostAddress: String
     let innerAddress: String
-    private var processes: [Process] = []
+    private var processes: [ChildProcess] = []
 
     static var available: Bool { geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") }
 
@@ -45,14 +45,8 @@ final class NetworkNamespace {
     }
 
     /// Starts a long-running program inside the namespace; stopped (SIGKILL) by `deinit`.
-    func start(_ arguments: [String], output: String) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", name] + arguments
-        _ = FileManager.default.createFile(atPath: output, contents: nil)
-        process.standardOutput = FileHandle(forWritingAtPath: output)
-        process.standardError = FileHandle(forWritingAtPath: output)
-        try process.run()
+    func start(_ arguments: [String], output: String) throws -> ChildProcess {
+        let process = try ChildProcess(["/usr/sbin/ip", "netns", "exec", name] + arguments, stdout: output)
         processes.append(process)
         return process
     }
@@ -63,28 +57,17 @@ final class NetworkNamespace {
 
     @discardableResult
     private static func ip(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw Failure(description: "ip \(arguments.joined(separator: " ")): \(output)")
+        let result = try ChildProcess.run(["/usr/sbin/ip"] + arguments)
+        guard result.status == 0 else {
+            throw Failure(description: "ip \(arguments.joined(separator: " ")): \(result.output)")
         }
-        return output
+        return result.output
     }
 
     struct Failure: Error, CustomStringConvertible { var description: String }
 
     private func cleanUp() {
-        for process in processes where process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        for process in processes { process.stop() }
         processes.removeAll()
         _ = try? Self.ip(["netns", "del", name])
         _ = try? Self.ip(["link", "del", hostInterface])  // normally gone with the namespace

@@ -5,16 +5,14 @@ import WSRelayTestSupport
 /// Python `websockets`) or the CONNECT proxy (`connect_proxy.py`). Each prints JSON event lines, the first
 /// being `{"event": "listening", "port": N}`.
 final class PythonPeer {
-    private let process: Process
+    private let process: ChildProcess
     let port: Int
-    private let output: FileHandle
     private let outputPath: String
 
-    private init(process: Process, port: Int, outputPath: String, output: FileHandle) {
+    private init(process: ChildProcess, port: Int, outputPath: String) {
         self.process = process
         self.port = port
         self.outputPath = outputPath
-        self.output = output
     }
 
     static var python: String {
@@ -26,14 +24,7 @@ final class PythonPeer {
 
     static func start(script: String = "ws_server.py") throws -> PythonPeer {
         let path = "/tmp/wsrelay-pypeer-\(UUID().uuidString).log"
-        _ = FileManager.default.createFile(atPath: path, contents: nil)
-        let handle = FileHandle(forWritingAtPath: path)!
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["\(root)/Tests/Peers/\(script)"]
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        let process = try ChildProcess([python, "\(root)/Tests/Peers/\(script)"], stdout: path)
         var port: Int?
         _ = eventually {
             let lines = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
@@ -45,10 +36,10 @@ final class PythonPeer {
             return port != nil
         }
         guard let port else {
-            process.terminate()
+            process.stop()
             throw RunningDaemon.DaemonFailure(message: "python peer did not start: \((try? String(contentsOfFile: path, encoding: .utf8)) ?? "")")
         }
-        return PythonPeer(process: process, port: port, outputPath: path, output: handle)
+        return PythonPeer(process: process, port: port, outputPath: path)
     }
 
     var events: [[String: Any]] {
@@ -57,9 +48,7 @@ final class PythonPeer {
     }
 
     func stop() {
-        // SIGKILL: a child spawned from a test thread inherits that thread's blocked signal mask.
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        process.stop()
         try? FileManager.default.removeItem(atPath: outputPath)
     }
 }

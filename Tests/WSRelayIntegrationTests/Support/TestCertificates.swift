@@ -21,15 +21,9 @@ struct TestCertificates {
     }
 
     private static func run(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw RunningDaemon.DaemonFailure(message: "openssl \(arguments.joined(separator: " ")) failed")
+        let result = try ChildProcess.run(["/usr/bin/openssl"] + arguments)
+        guard result.status == 0 else {
+            throw RunningDaemon.DaemonFailure(message: "openssl \(arguments.joined(separator: " ")) failed: \(result.output)")
         }
     }
 }

@@ -10,60 +10,35 @@ final class WSRelayProcess {
         return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("wsrelay").path
     }
 
-    let process = Process()
+    let child: ChildProcess
     let stdoutPath: String
     let stderrPath: String
 
+    /// - Parameter passing: descriptors that land at 3, 4, ... in the child (see `ChildProcess`).
     init(_ arguments: [String], directory: TemporaryDirectory, environment: [String: String] = [:], name: String = "wsrelay",
-         executable: String = WSRelayProcess.binaryPath) throws {
+         executable: String = WSRelayProcess.binaryPath, passing: [Int32] = []) throws {
         stdoutPath = directory.file("\(name).stdout")
         stderrPath = directory.file("\(name).stderr")
-        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID",
-                    "LISTEN_FDNAMES", "CREDENTIALS_DIRECTORY", "WSRELAY_CONFIG", "HTTPS_PROXY", "https_proxy"] {
+                    "LISTEN_FDNAMES", "FDSTORE", "CREDENTIALS_DIRECTORY", "WSRELAY_CONFIG", "HTTPS_PROXY", "https_proxy"] {
             env[key] = nil
         }
         env.merge(environment) { _, new in new }
-        process.environment = env
-        process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
-        process.standardError = FileHandle(forWritingAtPath: stderrPath)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        child = try ChildProcess([executable] + arguments, environment: env, stdout: stdoutPath, stderr: stderrPath,
+                                 passing: passing)
     }
 
-    var pid: Int32 { process.processIdentifier }
+    var pid: Int32 { child.pid }
     var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
     var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
-    func signal(_ signal: Int32) { kill(pid, signal) }
+    func signal(_ signal: Int32) { child.signal(signal) }
 
-    /// Waits for exit; nil if the process is still running at the safety deadline (then it is killed).
+    /// Waits for exit: the exit code, or 128 + the signal that ended it; nil if still running at the safety
+    /// deadline (then it is killed).
     @discardableResult
-    func waitForExit(timeout: Duration = .seconds(30)) -> Int32? {
-        if !eventually(timeout: timeout, { !process.isRunning }) {
-            kill(pid, SIGKILL)
-            Self.awaitKilled(process)
-            return nil
-        }
-        return process.terminationStatus
-    }
-
-    deinit {
-        if process.isRunning {
-            kill(pid, SIGKILL)
-            Self.awaitKilled(process)
-        }
-    }
-
-    /// Bounded, unlike `waitUntilExit()`: under ThreadSanitizer Foundation once never noticed that a child had
-    /// exited (a zombie nobody reaped), and the whole test process hung there.
-    private static func awaitKilled(_ process: Process) {
-        _ = eventually(timeout: .seconds(10)) { !process.isRunning }
-    }
+    func waitForExit(timeout: Duration = .seconds(30)) -> Int32? { child.waitForExit(timeout: timeout) }
 
     /// Runs another program (e.g. `setpriv` wrapping wsrelay) to completion.
     static func runExternal(_ executable: String, _ arguments: [String], directory: TemporaryDirectory,

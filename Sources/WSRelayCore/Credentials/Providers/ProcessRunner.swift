@@ -1,10 +1,13 @@
+import CGlibcSpawn
 import Glibc
 
 /// Runs a program (no shell) with a timeout and collects its output; blocking, so call it from a thread pool.
 ///
 /// The child gets `/dev/null` as stdin, its own process group (so a timeout kills whatever it started too),
 /// an empty signal mask and default dispositions for the signals a daemon typically blocks or ignores
-/// (SIGPIPE above all). Output beyond the limits is read and discarded so the child never blocks on a full
+/// (SIGPIPE above all), and no descriptor but its stdin, stdout and stderr: whatever the daemon inherited
+/// without close-on-exec (sockets passed by systemd, a supervisor's pipe) stays out of a credential program's
+/// reach and cannot be held open by it. Output beyond the limits is read and discarded so the child never blocks on a full
 /// pipe.
 enum ProcessRunner {
     enum Termination: Sendable, Equatable, CustomStringConvertible {
@@ -53,6 +56,7 @@ enum ProcessRunner {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        posix_spawn_file_actions_addclosefrom_np(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
