@@ -70,6 +70,8 @@ public enum Launcher {
         }
         FileDescriptorLimit.raiseSoftLimitToHard()
         let malloc = MallocTuning.apply(environment: environment)
+        // Before any event loop exists: see instantiateMetadata for the runtime crash this avoids.
+        WebSocketUpgradePipeline.instantiateMetadata()
 
         return PreparedLaunch(
             options: options,
