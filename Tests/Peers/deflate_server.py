@@ -91,26 +91,25 @@ async def handler(ws):
     emit(event="connect", path=ws.request.path, offer=ws.request.headers.get("Sec-WebSocket-Extensions"),
          agreed=agreed)
 
-    if urlparse(ws.request.path).path == "/bomb":
-        body = bomb(int(get("inflated_mib", "1024")))
-        step = int(get("frame", "1024"))
-        pieces = [body[i:i + step] for i in range(0, len(body), step)]
-        emit(event="bomb", compressed=len(body), frames=len(pieces))
-        for i, piece in enumerate(pieces):
-            ws.transport.write(raw_frame(0x2 if i == 0 else 0x0, piece, fin=i == len(pieces) - 1, rsv1=i == 0))
-            if i % 64 == 63:
-                await asyncio.sleep(0)  # let the client's close in
-            if ws.transport.is_closing():
-                break
-    else:
-        for n in range(1, int(get("count", "0")) + 1):
-            await ws.send(message(n, int(get("size", "200"))))
-
     try:
+        if urlparse(ws.request.path).path == "/bomb":
+            body = bomb(int(get("inflated_mib", "1024")))
+            step = int(get("frame", "1024"))
+            pieces = [body[i:i + step] for i in range(0, len(body), step)]
+            emit(event="bomb", compressed=len(body), frames=len(pieces))
+            for i, piece in enumerate(pieces):
+                ws.transport.write(raw_frame(0x2 if i == 0 else 0x0, piece, fin=i == len(pieces) - 1, rsv1=i == 0))
+                if i % 64 == 63:
+                    await asyncio.sleep(0)  # let the client's close in
+                if ws.transport.is_closing():
+                    break
+        else:
+            for n in range(1, int(get("count", "0")) + 1):
+                await ws.send(message(n, int(get("size", "200"))))
         async for _ in ws:
             pass
     except ConnectionClosed:
-        pass
+        pass  # reported below: 1006 when the client's close frame never arrived
     emit(event="closed", path=ws.request.path, code=ws.close_code, reason=ws.close_reason)
 
 

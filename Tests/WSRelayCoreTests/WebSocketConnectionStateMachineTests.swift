@@ -134,9 +134,12 @@ struct WebSocketConnectionStateMachineTests {
         _ = deflate.transportReady()
         let declined = DeflateNegotiationError(closeCode: 1010, message: "declined")
         #expect(deflate.upgraded(unofferedSubprotocol: nil, negotiation: .failure(declined))
-                == [.sendCloseFrame(code: 1010, reason: "declined"), .cancelDeadline, .closeChannel,
-                    .reportFailedToOpen(.handshake("declined"))])
+                == [.sendCloseFrame(code: 1010, reason: "declined"), .cancelDeadline,
+                    .closeChannelWhenPeerDoes(within: timeouts.close), .reportFailedToOpen(.handshake("declined"))])
         #expect(!deflate.isOpen)
+        // The server's reply and its close of TCP change nothing more: the attempt was reported once.
+        #expect(deflate.peerClosed(code: 1010, reason: "") == [])
+        #expect(deflate.channelClosed() == [.cancelDeadline])
     }
 
     @Test func pipelineErrorsMeanWhatThePhaseMakesThem() {

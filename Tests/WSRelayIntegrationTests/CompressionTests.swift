@@ -107,8 +107,11 @@ struct CompressionTests {
         defer { python.stop() }
         let dir = try TemporaryDirectory()
         let feed = "ws://127.0.0.1:\(python.port)/feed?count=5&size=2000"
+        // The declining server is still sending (600 KB) when the daemon fails the connection: closing TCP at
+        // once then made the kernel answer with RST, and the server got 1006 instead of our 1010 (every time
+        // at this size; now and then with 5 messages under load).
         let daemon = try RunningDaemon(config: Self.config(dir, upstreams: [
-            ("strict", "\(feed)&deflate=off", "compression = \"require\""),
+            ("strict", "ws://127.0.0.1:\(python.port)/feed?count=300&size=2000&deflate=off", "compression = \"require\""),
             ("strict-ok", "\(feed)&ok=1", "compression = \"require\""),
         ]), in: dir)
         defer { daemon.stop() }

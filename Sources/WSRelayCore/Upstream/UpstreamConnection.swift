@@ -413,6 +413,12 @@ public final class UpstreamConnection: @unchecked Sendable {
                     fallback.cancel()
                     channel.close(promise: nil)
                 }
+            case .closeChannelWhenPeerDoes(let limit):
+                guard let channel else { break }
+                let fallback = channel.eventLoop.scheduleTask(in: .nanoseconds(limit.nanosecondsClamped)) {
+                    channel.close(promise: nil)
+                }
+                channel.closeFuture.whenComplete { _ in fallback.cancel() }
             case .reportOpened:
                 delegate?.connectionDidOpen(self, subprotocol: subprotocol)
             case .reportFailedToOpen(let failure):

@@ -25,6 +25,10 @@ struct WebSocketConnectionStateMachine: Sendable {
         case sendCloseFrame(code: UInt16, reason: String)
         /// Close TCP now (not waiting for the peer's part of the closing handshake).
         case closeChannel
+        /// Leave TCP open, reading and discarding, until the server closes it (its part of the closing
+        /// handshake), and close it ourselves once `within` has passed. Closing a socket with unread data in it
+        /// makes the kernel answer with RST, which can cost the server the close frame just sent.
+        case closeChannelWhenPeerDoes(within: Duration)
         /// The upgrade succeeded: the connection is open.
         case reportOpened
         /// The connection never opened (the only report for this attempt).
@@ -107,8 +111,12 @@ struct WebSocketConnectionStateMachine: Sendable {
         }
         if case .failure(let error) = negotiation {
             // RFC 6455 §4.1 / RFC 7692 §7: _Fail the WebSocket Connection_; the close frame (1010 for a declined
-            // required extension, 1002 for an invalid answer) tells the server why.
-            return [.sendCloseFrame(code: error.closeCode, reason: error.message)] + failOpen(.handshake(error.message))
+            // required extension, 1002 for an invalid answer) tells the server why. A server that starts
+            // sending with its 101 has data in our socket by now: closing TCP at once lost the close frame to
+            // the kernel's RST (the server saw 1006), so the server closes first, as in any closing handshake.
+            phase = .closed
+            return [.sendCloseFrame(code: error.closeCode, reason: error.message), .cancelDeadline,
+                    .closeChannelWhenPeerDoes(within: timeouts.close), .reportFailedToOpen(.handshake(error.message))]
         }
         phase = .open
         return [.cancelDeadline, .reportOpened]
