@@ -79,7 +79,7 @@ struct EnvelopeEncoderTests {
         #expect(Self.escaped([0xF0, 0x9F, 0x98, 0x80, 0xFF]) == "😀\\ufffd")
     }
 
-    /// The eight-byte fast path must agree with a byte-by-byte reference on every input.
+    /// The sixteen- and eight-byte fast paths must agree with a byte-by-byte reference on every input.
     @Test func fastPathMatchesReference() throws {
         var rng = SplitMix64(seed: 42)
         let alphabet: [UInt8] = Array("abcXYZ019 {}[]:,\"\\".utf8) + [0x00, 0x0A, 0x1F, 0x7F, 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0x80, 0xFF, 0xA8, 0x80, 0xE2]
@@ -92,6 +92,22 @@ struct EnvelopeEncoderTests {
             // And it is always a valid JSON string.
             let parsed = try JSONSerialization.jsonObject(with: Data("\"\(fast)\"".utf8), options: [.fragmentsAllowed])
             #expect(parsed is String)
+        }
+    }
+
+    /// Clean text with one byte to escape (or a non-ASCII sequence) at every position of the first word, the
+    /// second word and the tail of sixteen-byte blocks: the block tests must see it wherever it is.
+    @Test func oneDirtyByteAtEveryPositionOfCleanText() {
+        let dirty: [[UInt8]] = [[0x22], [0x5C], [0x00], [0x1F], [0x7F], [0xC3, 0xA9], [0xE2, 0x80, 0xA8], [0xFF]]
+        for length in [16, 17, 31, 32, 40, 47] {
+            for piece in dirty {
+                for position in 0...(length - piece.count) {
+                    var bytes = Array(repeating: UInt8(ascii: "x"), count: length)
+                    bytes.replaceSubrange(position..<(position + piece.count), with: piece)
+                    let reference = bytes.chunked().map { Self.escaped($0) }.joined()
+                    #expect(Self.escaped(bytes) == reference, "\(bytes)")
+                }
+            }
         }
     }
 
