@@ -79,24 +79,29 @@ public final class UpstreamConnection: @unchecked Sendable {
     /// Held strongly: it is the attempt's own small object; set to nil to silence a superseded attempt.
     public var delegate: (any UpstreamConnectionDelegate)?
 
-    private var machine: WebSocketConnectionStateMachine
+    // The properties marked `@exclusivity(unchecked)` are touched for every frame, and the runtime's dynamic
+    // exclusivity checks on them cost about 340 of the relay's 6,583 instructions per 100-byte message
+    // (bench/RESULTS.md, issue 15, session 8). They need no such check: the connection lives on its event
+    // loop, and no mutation of them calls out of this class (the state machine and the decoder are values
+    // without callbacks, and the delegate gets the burst only after it was moved out).
+    @exclusivity(unchecked) private var machine: WebSocketConnectionStateMachine
     private var channel: (any Channel)?
     private var deadline: Scheduled<Void>?
     /// Reads frames once the upgrade is done; owned here so the frame handler stays a plain forwarder.
-    private var decoder: InboundMessageDecoder?
+    @exclusivity(unchecked) private var decoder: InboundMessageDecoder?
     /// Data frames waiting for the channel to become writable; control frames never wait here.
     private var pendingData: [WebSocketFrame] = []
     /// Our close frame's write, once sent: the channel is closed only after it (see `.closeChannel`).
     private var closeFrameWritten: EventLoopFuture<Void>?
     /// The complete messages of the current read burst, handed to the delegate together.
-    private var burst: [InboundMessage] = []
+    @exclusivity(unchecked) private var burst: [InboundMessage] = []
     /// When the last frame of any kind arrived (for idle detection): the start of its read burst.
-    public private(set) var lastFrameAt: NIODeadline = .now()
+    @exclusivity(unchecked) public private(set) var lastFrameAt: NIODeadline = .now()
     /// The wall time the current read burst's frames arrived (nil between bursts). The clocks are read at a
     /// burst's first frame, `lastFrameAt` with it: every frame of one burst came out of the same socket read,
     /// and two clock reads per frame were about a tenth of the relay's CPU per 100-byte message from the
     /// simulator (bench/RESULTS.md, issue 15, session 7).
-    private var burstReceivedAt: WallClockTime?
+    @exclusivity(unchecked) private var burstReceivedAt: WallClockTime?
     public private(set) var subprotocol: String?
     /// The agreed permessage-deflate parameters; nil while uncompressed (or not yet open).
     public private(set) var compression: PerMessageDeflateParameters?
