@@ -95,7 +95,7 @@ struct CompressionTests {
         #expect(offers["/feed?count=\(count)&size=2000&"] == .some("permessage-deflate; client_max_window_bits"))
 
         // The human table says so too.
-        let table = try WSRelayProcess.run(["status", "--config", daemon.configPath], directory: dir, name: "status")
+        let table = try daemon.command(["status"])
         #expect(table.stdout.contains("s9n: compressed (permessage-deflate; server_no_context_takeover; server_max_window_bits=9), ratio "),
                 "\(table.stdout)")
         #expect(daemon.stop() == 0)

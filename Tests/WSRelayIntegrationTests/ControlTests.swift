@@ -79,11 +79,11 @@ struct ControlTests {
                 "\(String(describing: ControlSocket.status(dir)?.daemon.summary))")
 
         // The CLI: a readable table, exit status 1 while an upstream is down; --json is the raw reply.
-        let table = try WSRelayProcess.run(["status", "--config", daemon.configPath], directory: dir, name: "status")
+        let table = try daemon.command(["status"])
         #expect(table.status == 1)
         #expect(table.stdout.contains("market") && table.stdout.contains("backing off"), "\(table.stdout)")
         #expect(table.stdout.contains("UPSTREAMS") && table.stdout.contains("SINKS"))
-        let json = try WSRelayProcess.run(["status", "--json", "--config", daemon.configPath], directory: dir, name: "json")
+        let json = try daemon.command(["status", "--json"], name: "json")
         let decoded = try StatusReport.decoder().decode(StatusReport.self, from: Data(json.stdout.utf8))
         #expect(decoded.upstreams.map(\.name) == ["market", "news"])
     }
@@ -95,12 +95,11 @@ struct ControlTests {
         let dir = try TemporaryDirectory()
         let daemon = try RunningDaemon(config: Self.config(dir, upstreams: Self.upstream("feed", "\(server.url)/feed")), in: dir)
         defer { daemon.stop() }
-        let cli = { (args: [String]) in try WSRelayProcess.run(args + ["--config", daemon.configPath], directory: dir, name: args[0]) }
 
         #expect(eventually { ControlSocket.upstream("feed", in: dir)?.state == "open" })
         let first = try #require(ControlSocket.upstream("feed", in: dir)).epoch
 
-        let reconnect = try cli(["reconnect", "feed"])
+        let reconnect = try daemon.command(["reconnect", "feed"])
         #expect(reconnect.status == 0, "\(reconnect.stderr)")
         #expect(eventually {
             let u = ControlSocket.upstream("feed", in: dir)
@@ -110,7 +109,7 @@ struct ControlTests {
         // The server may read the old connection's close frame after the new connection is up (a loaded machine).
         #expect(eventually { server.recorder.acceptedConnections.first?.closeCodeReceived == 1000 })
 
-        let pause = try cli(["pause", "feed"])
+        let pause = try daemon.command(["pause", "feed"])
         #expect(pause.status == 0 && pause.stdout.contains("paused"), "\(pause.stdout)\(pause.stderr)")
         #expect(eventually { ControlSocket.upstream("feed", in: dir)?.state == "paused" })
         #expect(eventually { server.recorder.acceptedConnections.allSatisfy { $0.closed } })
@@ -118,7 +117,7 @@ struct ControlTests {
         #expect(paused.epoch == second && paused.paused && paused.nextRetryAt == nil)
         let connectionsWhilePaused = server.recorder.connections.count
 
-        let resume = try cli(["resume", "feed"])
+        let resume = try daemon.command(["resume", "feed"])
         #expect(resume.status == 0)
         #expect(eventually {
             let u = ControlSocket.upstream("feed", in: dir)
@@ -128,7 +127,7 @@ struct ControlTests {
         #expect(eventually { server.recorder.connections.count > connectionsWhilePaused })
         #expect(server.recorder.connections.count == connectionsWhilePaused + 1, "one new connection after resume")
 
-        let unknown = try cli(["pause", "nosuch"])
+        let unknown = try daemon.command(["pause", "nosuch"])
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("no upstream named \"nosuch\"; known: feed"), "\(unknown.stderr)")
     }

@@ -72,8 +72,7 @@ struct FdExhaustionTests {
 
         // flappy waits (paused, its connection closed) while the subscriber's accept fails: its next connect would
         // otherwise race the accept to the first failed call, which makes every listener hold its reads.
-        let cli = { (args: [String]) in try WSRelayProcess.run(args + ["--config", daemon.configPath], directory: dir, name: args[0]) }
-        #expect(try cli(["pause", "flappy"]).status == 0)
+        #expect(try daemon.command(["pause", "flappy"]).status == 0)
         #expect(eventually {
             ControlSocket.upstream("flappy", in: dir)?.state == "paused"
                 && server.recorder.connections.filter { $0.path.hasPrefix("/flappy") }.allSatisfy(\.closed)
@@ -95,7 +94,7 @@ struct FdExhaustionTests {
         if !daemon.log.contains("cannot accept a connection") {
             #expect(!daemon.log.lowercased().contains("too many open files"), "a call failed but no accept line: \(daemon.log.suffix(3000))")
         }
-        #expect(try cli(["resume", "flappy"]).status == 0)
+        #expect(try daemon.command(["resume", "flappy"]).status == 0)
         #expect(eventually { daemon.log.components(separatedBy: "\n").contains { $0.contains("flappy") && $0.lowercased().contains("too many open files") } },
                 "no line names the failed connect: \(daemon.log.components(separatedBy: "\n").filter { $0.contains("flappy") }.suffix(15))")
         // The daemon gives its reserve up for the libraries under it (libdispatch traps when it cannot open

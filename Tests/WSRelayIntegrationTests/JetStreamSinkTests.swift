@@ -83,7 +83,7 @@ struct JetStreamSinkTests {
             type = "file"
             path = "\(dir.file("added.jsonl"))"
             """).write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
-        let reload = try WSRelayProcess.run(["reload", "--config", daemon.configPath], directory: dir, name: "reload")
+        let reload = try daemon.command(["reload"])
         #expect(reload.status == 0, "\(reload.stdout)\(reload.stderr)")
         #expect(eventually { ControlSocket.status(dir)?.sinks.count == 2 })
         #expect(Self.acknowledged(dir) == UInt64(count), "the same sink, not a new one counting from zero")

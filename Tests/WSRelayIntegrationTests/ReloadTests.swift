@@ -72,7 +72,7 @@ struct ReloadTests {
             format = "raw"
             upstreams = ["c"]
             """))
-        let reload = try WSRelayProcess.run(["reload", "--config", daemon.configPath], directory: dir, name: "reload")
+        let reload = try daemon.command(["reload"])
         #expect(reload.status == 0, "\(reload.stdout)\(reload.stderr)")
         #expect(reload.stdout.contains("+c") && reload.stdout.contains("-d") && reload.stdout.contains("~b"), "\(reload.stdout)")
 
@@ -100,7 +100,7 @@ struct ReloadTests {
         _ = try dir.write("wsrelay.toml", Self.config(dir, upstreams: [
             Self.upstream("a", "\(server.url)/a?\(stream)", "ping_interval = \"banana\""),
         ]))
-        let rejected = try WSRelayProcess.run(["reload", "--config", daemon.configPath], directory: dir, name: "rejected")
+        let rejected = try daemon.command(["reload"], name: "rejected")
         #expect(rejected.status == 1)
         #expect(rejected.stderr.contains("upstream[0].ping_interval"), "\(rejected.stderr)")
         let unchanged = try #require(ControlSocket.status(dir))

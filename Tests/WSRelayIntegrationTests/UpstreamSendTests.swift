@@ -74,7 +74,6 @@ struct UpstreamSendTests {
         let config = Self.config(dir, port: python.port)
         var daemon = try RunningDaemon(config: config, in: dir)
         defer { daemon.stop() }
-        let cli = { (args: [String]) in try WSRelayProcess.run(args + ["--config", daemon.configPath], directory: dir, name: args[0]) }
         #expect(eventually { ControlSocket.upstream("market", in: dir)?.state == "open" && Self.received(python).last == ["cfg-sub"] })
 
         // Allowed subscriber: an ack per send, the server gets exactly these messages on the open connection.
@@ -96,33 +95,33 @@ struct UpstreamSendTests {
         #expect(locked == [#"{"error":"permission denied: uid \#(geteuid()) is not allowed on this socket"}"#], "\(locked)")
 
         // The control socket: plain and persisted.
-        let sent = try cli(["send", "market", "ctl-1"])
+        let sent = try daemon.command(["send", "market", "ctl-1"])
         #expect(sent.status == 0 && sent.stdout.contains("market: 5 bytes sent"), "\(sent.stdout)\(sent.stderr)")
         let persisted = try ControlSocket.exchange(dir.file("send.sock"), Self.send("sub-A", persist: true), replies: 1)
         #expect(Self.object(persisted.first ?? "")["persisted"] as? Bool == true, "\(persisted)")
-        let persistedByCLI = try cli(["send", "market", "sub-B", "--persist"])
+        let persistedByCLI = try daemon.command(["send", "market", "sub-B", "--persist"])
         #expect(persistedByCLI.status == 0, "\(persistedByCLI.stderr)")
         #expect(eventually { Self.received(python).last == ["cfg-sub", "hello-1", "hello-2", "ctl-1", "sub-A", "sub-B"] },
                 "\(Self.received(python))")
         #expect(ControlSocket.upstream("market", in: dir)?.persistedSends == ["sub-A", "sub-B"])
-        let table = try cli(["status"])
+        let table = try daemon.command(["status"])
         #expect(table.stdout.contains("market: persisted send: sub-A") && table.stdout.contains("market: persisted send: sub-B"),
                 "\(table.stdout)")
 
         // Every reconnect sends the configured subscribe list, then the persisted messages.
         let connections = Self.received(python).count
-        #expect(try cli(["reconnect", "market"]).status == 0)
+        #expect(try daemon.command(["reconnect", "market"]).status == 0)
         #expect(eventually { Self.received(python).count == connections + 1 && Self.received(python).last?.count == 3 })
         #expect(Self.received(python).last == ["cfg-sub", "sub-A", "sub-B"])
 
         // Not connected: a plain send is refused (not queued); a persisted one is kept for the next connect.
-        #expect(try cli(["pause", "market"]).status == 0)
+        #expect(try daemon.command(["pause", "market"]).status == 0)
         #expect(eventually { ControlSocket.upstream("market", in: dir)?.state == "paused" })
-        let refused = try cli(["send", "market", "while-paused"])
+        let refused = try daemon.command(["send", "market", "while-paused"])
         #expect(refused.status == 1 && refused.stderr.contains("market is not connected (paused); not queued"), "\(refused.stderr)")
-        let later = try cli(["send", "market", "sub-C", "--persist"])
+        let later = try daemon.command(["send", "market", "sub-C", "--persist"])
         #expect(later.status == 0 && later.stdout.contains("persisted; not connected now"), "\(later.stdout)\(later.stderr)")
-        #expect(try cli(["resume", "market"]).status == 0)
+        #expect(try daemon.command(["resume", "market"]).status == 0)
         #expect(eventually { Self.received(python).last == ["cfg-sub", "sub-A", "sub-B", "sub-C"] }, "\(Self.received(python))")
 
         // Restart: the list comes back from state_dir.
@@ -133,12 +132,12 @@ struct UpstreamSendTests {
         #expect(ControlSocket.upstream("market", in: dir)?.persistedSends == ["sub-A", "sub-B", "sub-C"])
 
         // unsend removes one; the next connection no longer sends it.
-        let unsend = try cli(["unsend", "market", "sub-A"])
+        let unsend = try daemon.command(["unsend", "market", "sub-A"])
         #expect(unsend.status == 0 && unsend.stdout.contains("2 left"), "\(unsend.stdout)\(unsend.stderr)")
-        let missing = try cli(["unsend", "market", "sub-A"])
+        let missing = try daemon.command(["unsend", "market", "sub-A"])
         #expect(missing.status == 1 && missing.stderr.contains("no such persisted message"), "\(missing.stderr)")
         let before = Self.received(python).count
-        #expect(try cli(["reconnect", "market"]).status == 0)
+        #expect(try daemon.command(["reconnect", "market"]).status == 0)
         #expect(eventually { Self.received(python).count == before + 1 && Self.received(python).last?.count == 3 })
         #expect(Self.received(python).last == ["cfg-sub", "sub-B", "sub-C"])
 

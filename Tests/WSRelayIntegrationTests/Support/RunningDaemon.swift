@@ -25,6 +25,12 @@ final class RunningDaemon {
 
     var log: String { process.stderr }
 
+    /// Runs `wsrelay ARGUMENTS --config <this daemon's config>` to completion (status, pause, reload, send...),
+    /// its output under `name` (the subcommand by default) in the daemon's directory.
+    func command(_ arguments: [String], name: String? = nil) throws -> (status: Int32?, stdout: String, stderr: String) {
+        try WSRelayProcess.run(arguments + ["--config", configPath], directory: directory, name: name ?? arguments[0])
+    }
+
     /// SIGTERM, then the exit status (nil if it had to be killed at the safety deadline).
     @discardableResult
     func stop() -> Int32? {

@@ -7,8 +7,8 @@ import Glibc
 /// an empty signal mask and default dispositions for the signals a daemon typically blocks or ignores
 /// (SIGPIPE above all), and no descriptor but its stdin, stdout and stderr: whatever the daemon inherited
 /// without close-on-exec (sockets passed by systemd, a supervisor's pipe) stays out of a credential program's
-/// reach and cannot be held open by it. Output beyond the limits is read and discarded so the child never blocks on a full
-/// pipe.
+/// reach and cannot be held open by it. Output beyond the limits is read and discarded so the child never
+/// blocks on a full pipe.
 enum ProcessRunner {
     enum Termination: Sendable, Equatable, CustomStringConvertible {
         case exited(Int32)
